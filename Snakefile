@@ -1,0 +1,19 @@
+# jepa_pipe: cache-first JEPA distillation. Stages live in workflow/rules/, one file each;
+# this file only wires them together. See README.md.
+#   snakemake --cores N            the whole DAG of the config (default: the embedded demo)
+#   snakemake --cores N manifests  demo data (if configured) and one manifest per dataset
+
+# The demo config is the default; `--configfile RECIPE` replaces it instead of merging into it.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),

@@ -1,0 +1,3 @@
+from jepa_pipe.cli import main
+
+raise SystemExit(main())
