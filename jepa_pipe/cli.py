@@ -72,8 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("manifest", help="read a dataset's annotations into a parquet manifest")
     p.add_argument("--dataset", required=True, choices=sorted(DATASETS))
     p.add_argument("--root", type=Path, required=True, help="the dataset's data root")
-    p.add_argument("--split", action="append", required=True,
-                   help="split to include (repeatable, or comma-separated)")
+    p.add_argument(
+        "--split",
+        action="append",
+        required=True,
+        help="split to include (repeatable, or comma-separated)",
+    )
     p.add_argument("--out", type=Path, required=True, help="FILE.parquet")
     p.set_defaults(func=_manifest)
 
@@ -91,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:

@@ -48,8 +48,15 @@ def _dotted(path) -> str:
     return "".join(parts) or "<top level>"
 
 
-_TYPE_NAMES = {dict: "mapping", list: "list", str: "string", bool: "boolean", int: "integer",
-               float: "number", type(None): "null"}
+_TYPE_NAMES = {
+    dict: "mapping",
+    list: "list",
+    str: "string",
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    type(None): "null",
+}
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
@@ -69,12 +76,14 @@ def _describe(error: jsonschema.ValidationError) -> str:
         return f"{_dotted([*error.absolute_path, missing[0]])}: missing required key"
     if error.validator == "type":
         got = _TYPE_NAMES.get(type(inst), type(inst).__name__)
-        expected = {"array": "list", "object": "mapping"}.get(error.validator_value,
-                                                               error.validator_value)
+        expected = {"array": "list", "object": "mapping"}.get(
+            error.validator_value, error.validator_value
+        )
         return f"{where}: expected {expected}, got {got} {inst!r}"
     if error.validator == "enum":
         allowed = ", ".join(map(str, error.validator_value))
-        what = "teacher kind" if where.endswith(".kind") and where.startswith("teachers") else "value"
+        is_teacher_kind = where.startswith("teachers.") and where.endswith(".kind")
+        what = "teacher kind" if is_teacher_kind else "value"
         return f"{where}: unknown {what} {inst!r}; expected one of: {allowed}"
     return f"{where}: {error.message}"
 
@@ -113,27 +122,39 @@ def _semantic_errors(cfg: dict, base: Path, check_paths: bool) -> list[str]:
         spec = DATASETS[name]
         for i, split in enumerate(ds["splits"]):
             if split not in spec.splits:
-                errors.append(f"datasets.{name}.splits[{i}]: unknown split {split!r}; "
-                              f"expected one of: {', '.join(spec.splits)}")
+                errors.append(
+                    f"datasets.{name}.splits[{i}]: unknown split {split!r}; "
+                    f"expected one of: {', '.join(spec.splits)}"
+                )
         for i, t in enumerate(ds.get("teachers", [])):
             if t not in teachers:
-                errors.append(f"datasets.{name}.teachers[{i}]: unknown teacher {t!r}; "
-                              f"defined teachers: {', '.join(teachers) or 'none'}")
+                errors.append(
+                    f"datasets.{name}.teachers[{i}]: unknown teacher {t!r}; "
+                    f"defined teachers: {', '.join(teachers) or 'none'}"
+                )
         if "text_teacher" in ds and ds["text_teacher"] not in teachers:
-            errors.append(f"datasets.{name}.text_teacher: unknown teacher {ds['text_teacher']!r}; "
-                          f"defined teachers: {', '.join(teachers) or 'none'}")
+            errors.append(
+                f"datasets.{name}.text_teacher: unknown teacher {ds['text_teacher']!r}; "
+                f"defined teachers: {', '.join(teachers) or 'none'}"
+            )
         generated = demo_out is not None and _under(ds["root"], str(Path(demo_out) / name))
         if check_paths and not generated and not (base / ds["root"]).is_dir():
-            errors.append(f"datasets.{name}.root: data root {ds['root']!r} does not exist "
-                          f"(expected the folder holding the {name} release)")
+            errors.append(
+                f"datasets.{name}.root: data root {ds['root']!r} does not exist "
+                f"(expected the folder holding the {name} release)"
+            )
     for name, exp in cfg.get("experiments", {}).items():
         if exp["dataset"] not in cfg.get("datasets", {}):
-            errors.append(f"experiments.{name}.dataset: unknown dataset {exp['dataset']!r}; "
-                          f"configured datasets: {', '.join(cfg.get('datasets', {}))}")
+            errors.append(
+                f"experiments.{name}.dataset: unknown dataset {exp['dataset']!r}; "
+                f"configured datasets: {', '.join(cfg.get('datasets', {}))}"
+            )
         for key in ("teacher", "text_teacher"):
             if key in exp and exp[key] not in teachers:
-                errors.append(f"experiments.{name}.{key}: unknown teacher {exp[key]!r}; "
-                              f"defined teachers: {', '.join(teachers) or 'none'}")
+                errors.append(
+                    f"experiments.{name}.{key}: unknown teacher {exp[key]!r}; "
+                    f"defined teachers: {', '.join(teachers) or 'none'}"
+                )
     return errors
 
 

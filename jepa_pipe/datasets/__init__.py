@@ -80,7 +80,11 @@ def build_manifest(
         log.warning(
             "%s: %d annotated clip(s) have no media file under %s and are left out "
             "(first: %s; e.g. expected %s)",
-            dataset, len(missing), root, ", ".join(first), missing[0][1],
+            dataset,
+            len(missing),
+            root,
+            ", ".join(first),
+            missing[0][1],
         )
     table = to_table(records, dataset=dataset, splits=splits, classes=merge_classes(class_lists))
     report = ManifestReport(

@@ -82,14 +82,16 @@ def read_json(path: Path) -> Any:
         with open(path, encoding="utf-8-sig") as f:
             return json.load(f)
     except json.JSONDecodeError as e:
-        raise ManifestError(f"{path}: malformed JSON at line {e.lineno} column {e.colno}: {e.msg}")
+        raise ManifestError(
+            f"{path}: malformed JSON at line {e.lineno} column {e.colno}: {e.msg}"
+        ) from None
 
 
 class _PlainUnpickler(pickle.Unpickler):
     """Unpickles only what needs no import: dict, list, tuple, set, str, bytes, numbers, bool,
     None. Any class or function reference (the way a pickle runs code) is refused."""
 
-    def find_class(self, module: str, name: str):  # noqa: D401
+    def find_class(self, module: str, name: str):
         raise pickle.UnpicklingError(f"refused to load global {module}.{name}")
 
     def persistent_load(self, pid):

@@ -63,12 +63,11 @@ def read_ucf101(root: Path, split: str) -> SplitRecords:
         if folder.lower() not in index:
             raise ManifestError(f"{where}: unknown class {folder!r} (not in {class_path})")
         label_id = index[folder.lower()]
-        if len(parts) == 2:
-            if not parts[1].isdigit() or int(parts[1]) - 1 != label_id:
-                raise ManifestError(
-                    f"{where}: label index {parts[1]!r} disagrees with class folder {folder!r} "
-                    f"(index {label_id + 1} in {class_path.name})"
-                )
+        if len(parts) == 2 and (not parts[1].isdigit() or int(parts[1]) - 1 != label_id):
+            raise ManifestError(
+                f"{where}: label index {parts[1]!r} disagrees with class folder {folder!r} "
+                f"(index {label_id + 1} in {class_path.name})"
+            )
         clip_id = Path(fname).stem
         found, exists = loc.find(rel, where=where)
         if not exists:  # folders on disk may differ in case from the list

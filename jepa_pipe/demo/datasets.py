@@ -70,8 +70,11 @@ SSV2_TEMPLATES = {
     "counterclockwise": "Spinning [something] counterclockwise",
 }
 # Labels with no demo clip, as in the real 174-class file; ids are not alphabetical.
-SSV2_EXTRA = ("Holding something", "Putting something on a surface",
-              "Approaching something with your camera")
+SSV2_EXTRA = (
+    "Holding something",
+    "Putting something on a surface",
+    "Approaching something with your camera",
+)
 
 
 @register_demo("ssv2")
@@ -96,8 +99,12 @@ def write_ssv2(out: Path, seed: int, scale: int) -> dict:
             write_video(out / "20bn-something-something-v2" / f"{vid}.webm", frames, FPS)
             thing = f"{list(render.COLORS)[r.integers(len(render.COLORS))]} object"
             template = SSV2_TEMPLATES[motion]
-            entry = {"id": vid, "label": template.replace("[something]", thing).lower(),
-                     "template": template, "placeholders": [thing]}
+            entry = {
+                "id": vid,
+                "label": template.replace("[something]", thing).lower(),
+                "template": template,
+                "placeholders": [thing],
+            }
             entries.append({"id": vid} if split == "test" else entry)
         _write_json(out / f"labels/{split}.json", entries)
     return {"videos": k}
@@ -106,16 +113,23 @@ def write_ssv2(out: Path, seed: int, scale: int) -> dict:
 # ------------------------------------------------------------------------------------- UCF-101
 # classInd names; the lists and folders spell the last one "SpinCounterclockwise", as the
 # official files disagree in case (HandstandPushups / v_HandStandPushups).
-UCF_CLASSES = {"left": "MoveLeft", "right": "MoveRight", "up": "MoveUp", "down": "MoveDown",
-               "clockwise": "SpinClockwise", "counterclockwise": "SpinCounterClockwise"}
+UCF_CLASSES = {
+    "left": "MoveLeft",
+    "right": "MoveRight",
+    "up": "MoveUp",
+    "down": "MoveDown",
+    "clockwise": "SpinClockwise",
+    "counterclockwise": "SpinCounterClockwise",
+}
 UCF_FOLDER = {**UCF_CLASSES, "counterclockwise": "SpinCounterclockwise"}
 
 
 @register_demo("ucf101")
 def write_ucf101(out: Path, seed: int, scale: int) -> dict:
     lists = out / "ucfTrainTestlist"
-    _write_text(lists / "classInd.txt",
-                [f"{i + 1} {c}" for i, c in enumerate(UCF_CLASSES.values())], "\r\n")
+    _write_text(
+        lists / "classInd.txt", [f"{i + 1} {c}" for i, c in enumerate(UCF_CLASSES.values())], "\r\n"
+    )
     groups, clips = 2 + 4 * scale, 2  # fold 1: groups 1-2 test, the rest train
     train, test, k = [], [], 0
     for ci, motion in enumerate(MOTIONS):
@@ -124,8 +138,9 @@ def write_ucf101(out: Path, seed: int, scale: int) -> dict:
             for c in range(1, clips + 1):
                 r = _rng(seed, "ucf101", ci, g, c)
                 name = f"v_{folder}_g{g:02d}_c{c:02d}.avi"
-                write_video(out / "UCF-101" / folder / name,
-                            _clip(r, motion, SPEEDS[r.integers(2)]), FPS)
+                write_video(
+                    out / "UCF-101" / folder / name, _clip(r, motion, SPEEDS[r.integers(2)]), FPS
+                )
                 k += 1
                 if g <= 2:
                     test.append(f"{folder}/{name}")
@@ -149,20 +164,32 @@ def write_msrvtt(out: Path, seed: int, scale: int) -> dict:
         vid = f"video{i}"
         write_video(out / "videos/all" / f"{vid}.mp4", _clip(r, motion, speed), FPS)
         split = "train" if i < n_train else "test"
-        videos.append({"category": int(combo // 2), "url": f"https://example.invalid/{vid}",
-                       "video_id": vid, "start time": 0.0, "end time": FRAMES / FPS,
-                       "split": split, "id": i})
+        videos.append(
+            {
+                "category": int(combo // 2),
+                "url": f"https://example.invalid/{vid}",
+                "video_id": vid,
+                "start time": 0.0,
+                "end time": FRAMES / FPS,
+                "split": split,
+                "id": i,
+            }
+        )
         caps = render.captions(r, motion, speed, 5)
-        sentences += [{"caption": c, "video_id": vid, "sen_id": len(sentences) + j}
-                      for j, c in enumerate(caps)]
+        sentences += [
+            {"caption": c, "video_id": vid, "sen_id": len(sentences) + j}
+            for j, c in enumerate(caps)
+        ]
         if split == "test":
             jsfusion.append([f"ret{len(jsfusion)}", f"msr{i}", vid, caps[0]])
-    _write_json(out / "MSRVTT_data.json",
-                {"info": {"contributor": "jepa_pipe demo"}, "videos": videos,
-                 "sentences": sentences})
+    _write_json(
+        out / "MSRVTT_data.json",
+        {"info": {"contributor": "jepa_pipe demo"}, "videos": videos, "sentences": sentences},
+    )
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(
-        [["video_id"]] + [[v["video_id"]] for v in videos if v["split"] == "train"])
+        [["video_id"]] + [[v["video_id"]] for v in videos if v["split"] == "train"]
+    )
     (out / "MSRVTT_train.9k.csv").write_text(buf.getvalue())
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -217,19 +244,33 @@ def write_charades_sta(out: Path, seed: int, scale: int) -> dict:
             # 3-4 events of 3-8 s with still gaps between them, each by its own shape
             n_events = int(r.integers(3, 5))
             lengths = r.integers(3, 9, size=n_events)
-            gaps = r.multinomial(CHARADES_SECONDS - int(lengths.sum()) - 1, [1 / (n_events + 1)]
-                                 * (n_events + 1))
+            gaps = r.multinomial(
+                CHARADES_SECONDS - int(lengths.sum()) - 1, [1 / (n_events + 1)] * (n_events + 1)
+            )
             shapes, t = [render.still_shape(r, n_frames, H, W)], 0
             for e in range(n_events):
                 t += int(gaps[e])
                 motion, speed = MOTIONS[r.integers(len(MOTIONS))], SPEEDS[r.integers(2)]
-                shapes.append(render.moving_shape(r, motion, speed, n_frames, H, W,
-                                                  start=t * FPS, length=int(lengths[e]) * FPS))
+                shapes.append(
+                    render.moving_shape(
+                        r,
+                        motion,
+                        speed,
+                        n_frames,
+                        H,
+                        W,
+                        start=t * FPS,
+                        length=int(lengths[e]) * FPS,
+                    )
+                )
                 sentence = render.caption(r, motion, speed)
                 lines.append(f"{vid} {t:.1f} {t + int(lengths[e]):.1f}##{sentence}.")
                 t += int(lengths[e])
-            write_video(out / "Charades_v1_480" / f"{vid}.mp4",
-                        render.render(shapes, n_frames, H, W, r), FPS)
+            write_video(
+                out / "Charades_v1_480" / f"{vid}.mp4",
+                render.render(shapes, n_frames, H, W, r),
+                FPS,
+            )
         _write_text(out / f"charades_sta_{split}.txt", lines)
     return {"videos": k}
 
@@ -237,8 +278,7 @@ def write_charades_sta(out: Path, seed: int, scale: int) -> dict:
 # ---------------------------------------------------------------------------------------- COCO
 # Still images: captions describe the spatial relation of two shapes.
 COCO_CATEGORIES = {"circle": 1, "square": 3, "triangle": 7}  # COCO ids have gaps
-RELATIONS = {"left": "to the left of", "right": "to the right of", "up": "above",
-             "down": "below"}
+RELATIONS = {"left": "to the left of", "right": "to the right of", "up": "above", "down": "below"}
 
 
 @register_demo("coco")
@@ -269,26 +309,51 @@ def write_coco(out: Path, seed: int, scale: int) -> dict:
                 subject = f"a {a.color} {a.kind}"
                 other = f"a {b.color} {b.kind}"
                 phrase = ["", "there is ", "a picture of ", "an image showing ", ""][j]
-                caps.append({"image_id": image_id, "id": len(caps) + 1000 * k,
-                             "caption": f"{phrase}{subject} {RELATIONS[rel]} {other}"})
+                caps.append(
+                    {
+                        "image_id": image_id,
+                        "id": len(caps) + 1000 * k,
+                        "caption": f"{phrase}{subject} {RELATIONS[rel]} {other}",
+                    }
+                )
             for s in (a, b):
                 area = float(np.pi * s.radius**2)
-                objects.append({"id": len(objects) + 1, "image_id": image_id,
-                                "category_id": COCO_CATEGORIES[s.kind], "area": area,
-                                "bbox": [float(s.x[0] - s.radius), float(s.y[0] - s.radius),
-                                         2 * s.radius, 2 * s.radius], "iscrowd": 0})
-        _write_json(out / f"annotations/captions_{release}.json",
-                    {"info": {"description": "jepa_pipe demo"}, "images": images,
-                     "annotations": caps})
-        _write_json(out / f"annotations/instances_{release}.json",
-                    {"images": images, "annotations": objects,
-                     "categories": [{"id": i, "name": n, "supercategory": "shape"}
-                                    for n, i in COCO_CATEGORIES.items()]})
+                objects.append(
+                    {
+                        "id": len(objects) + 1,
+                        "image_id": image_id,
+                        "category_id": COCO_CATEGORIES[s.kind],
+                        "area": area,
+                        "bbox": [
+                            float(s.x[0] - s.radius),
+                            float(s.y[0] - s.radius),
+                            2 * s.radius,
+                            2 * s.radius,
+                        ],
+                        "iscrowd": 0,
+                    }
+                )
+        _write_json(
+            out / f"annotations/captions_{release}.json",
+            {"info": {"description": "jepa_pipe demo"}, "images": images, "annotations": caps},
+        )
+        _write_json(
+            out / f"annotations/instances_{release}.json",
+            {
+                "images": images,
+                "annotations": objects,
+                "categories": [
+                    {"id": i, "name": n, "supercategory": "shape"}
+                    for n, i in COCO_CATEGORIES.items()
+                ],
+            },
+        )
     return {"images": k}
 
 
-def write_demo(out: str | Path, seed: int = 0, datasets: list[str] | None = None,
-               scale: int = 1) -> dict[str, dict]:
+def write_demo(
+    out: str | Path, seed: int = 0, datasets: list[str] | None = None, scale: int = 1
+) -> dict[str, dict]:
     """Write the demo datasets under ``out/<dataset>/``."""
     out = Path(out)
     summary = {}

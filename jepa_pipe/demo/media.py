@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import sys
 from fractions import Fraction
 from pathlib import Path
 
+from jepa_pipe import JepaPipeError
+
+# decord bundles its own FFmpeg; once it is loaded first, PyAV's libvpx-vp9 encoder fails to
+# open (EINVAL). Importing PyAV before decord avoids the clash.
+if "decord" in sys.modules and "av" not in sys.modules:
+    raise JepaPipeError(
+        "jepa_pipe.demo.media must be imported before decord (decord's bundled FFmpeg breaks "
+        "PyAV's VP9 encoder); import av or jepa_pipe.demo.media first"
+    )
 import av
 import numpy as np
 from PIL import Image
@@ -12,8 +22,11 @@ from PIL import Image
 # extension -> (encoder, codec tag, encoder options). SSv2 ships VP9 webm, UCF-101 and MSVD
 # XviD avi, MSR-VTT and Charades H.264 mp4.
 CODECS: dict[str, tuple[str, str | None, dict[str, str]]] = {
-    ".webm": ("libvpx-vp9", None, {"crf": "32", "b": "0", "deadline": "realtime",
-                                   "cpu-used": "8", "row-mt": "0"}),
+    ".webm": (
+        "libvpx-vp9",
+        None,
+        {"crf": "32", "b": "0", "deadline": "realtime", "cpu-used": "8", "row-mt": "0"},
+    ),
     ".mp4": ("libx264", None, {"preset": "veryfast", "crf": "23"}),
     ".avi": ("mpeg4", "XVID", {"qscale": "3"}),
 }

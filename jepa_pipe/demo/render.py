@@ -45,8 +45,14 @@ def random_look(rng: np.random.Generator, h: int) -> tuple[str, str, float]:
 
 
 def moving_shape(
-    rng: np.random.Generator, motion: Motion, speed: Speed, n: int, h: int, w: int,
-    start: int = 0, length: int | None = None,
+    rng: np.random.Generator,
+    motion: Motion,
+    speed: Speed,
+    n: int,
+    h: int,
+    w: int,
+    start: int = 0,
+    length: int | None = None,
 ) -> Shape:
     """A shape that is still until ``start``, performs ``motion`` for ``length`` frames, then
     rests at its end pose."""
@@ -82,9 +88,13 @@ def moving_shape(
 def still_shape(rng: np.random.Generator, n: int, h: int, w: int) -> Shape:
     kind, color, r = random_look(rng, h)
     return Shape(
-        kind, color, r,
-        np.full(n, rng.uniform(r, w - r)), np.full(n, rng.uniform(r, h - r)),
-        np.full(n, rng.uniform(0, 2 * math.pi)), np.ones(n, bool),
+        kind,
+        color,
+        r,
+        np.full(n, rng.uniform(r, w - r)),
+        np.full(n, rng.uniform(r, h - r)),
+        np.full(n, rng.uniform(0, 2 * math.pi)),
+        np.ones(n, bool),
     )
 
 
@@ -123,13 +133,20 @@ def render(shapes: list[Shape], n: int, h: int, w: int, rng: np.random.Generator
 # Captions depend on motion and speed only: appearance is a nuisance variable.
 _VERBS: dict[str, tuple[str, ...]] = {
     "left": ("moves to the left", "slides left", "travels from right to left", "drifts leftward"),
-    "right": ("moves to the right", "slides right", "travels from left to right",
-              "drifts rightward"),
+    "right": (
+        "moves to the right",
+        "slides right",
+        "travels from left to right",
+        "drifts rightward",
+    ),
     "up": ("moves up", "rises", "travels upward", "slides toward the top"),
     "down": ("moves down", "sinks", "travels downward", "slides toward the bottom"),
     "clockwise": ("spins clockwise", "rotates clockwise", "turns clockwise"),
-    "counterclockwise": ("spins counterclockwise", "rotates anticlockwise",
-                         "turns counterclockwise"),
+    "counterclockwise": (
+        "spins counterclockwise",
+        "rotates anticlockwise",
+        "turns counterclockwise",
+    ),
 }
 _ADVERBS: dict[str, tuple[str, ...]] = {
     "slow": ("slowly", "gently", "at a slow pace"),

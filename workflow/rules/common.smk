@@ -1,6 +1,7 @@
 # Helpers shared by every rules file: the validated config, output paths, and the command
 # that rules run. No rules here.
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -16,9 +17,8 @@ config.clear()
 config.update(_validated)
 
 # Rules run `python -m jepa_pipe` from the environment Snakemake itself runs in, even when
-# that environment is not activated; an env activated by `--sdm conda` still comes first.
-os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-JEPA = "python -m jepa_pipe"
+# that environment was not activated (`.venv/bin/snakemake ...`).
+shell.prefix(f"set -euo pipefail; export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH; ")
 
 PATHS = config["paths"]
 DEMO = config.get("demo")

@@ -15,7 +15,7 @@ if DEMO is not None:
         output:
             directory(f"{DEMO['out']}/{{dataset}}"),
         params:
-            out=DEMO["out"],
+            out=lambda wc, output: os.path.dirname(output[0]),
             seed=DEMO["seed"],
             scale=DEMO["scale"],
         log:
@@ -25,7 +25,7 @@ if DEMO is not None:
         conda:
             "../envs/jepa_pipe.yaml"
         shell:
-            "{JEPA} demo-data --out {params.out} --dataset {wildcards.dataset}"
+            "python -m jepa_pipe demo-data --out {params.out} --dataset {wildcards.dataset}"
             " --seed {params.seed} --scale {params.scale} > {log} 2>&1"
 
 
@@ -44,5 +44,5 @@ rule manifest:
     conda:
         "../envs/jepa_pipe.yaml"
     shell:
-        "{JEPA} manifest --dataset {wildcards.dataset} --root {params.root:q}"
+        "python -m jepa_pipe manifest --dataset {wildcards.dataset} --root {params.root:q}"
         " --split {params.splits} --out {output} > {log} 2>&1"
