@@ -2,6 +2,7 @@
 # this file only wires them together. See README.md.
 #   snakemake --cores N            the whole DAG of the config (default: the embedded demo)
 #   snakemake --cores N manifests  demo data (if configured) and one manifest per dataset
+#   snakemake --cores N cache      frames, teacher and text caches
 
 # The demo config is the default; `--configfile RECIPE` replaces it instead of merging into it.
 if not workflow.overwrite_configfiles:
@@ -11,6 +12,7 @@ if not workflow.overwrite_configfiles:
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/cache.smk"
 
 
 rule all:

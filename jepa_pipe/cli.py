@@ -46,6 +46,89 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config(args: argparse.Namespace) -> dict:
+    from jepa_pipe.config import load_config, validate_config
+
+    return validate_config(load_config(args.config))
+
+
+def _plan(args: argparse.Namespace):
+    from jepa_pipe.cache.build import plan_from_config
+
+    cfg = _config(args)
+    if args.dataset not in cfg["datasets"]:
+        raise JepaPipeError(f"--dataset {args.dataset!r} is not in {args.config}")
+    return plan_from_config(cfg, args.dataset)
+
+
+def _emit(obj: dict, out: Path | None) -> None:
+    from jepa_pipe.cache.store import write_json_atomic
+
+    if out is not None:
+        write_json_atomic(out, obj)
+    print(json.dumps(obj, default=str))
+
+
+def _tiny_teacher(args: argparse.Namespace) -> int:
+    from jepa_pipe.teachers.tiny import write_tiny_teacher
+
+    out = write_tiny_teacher(
+        args.kind, args.out, seed=args.seed, image_size=args.image_size, frames=args.frames
+    )
+    print(json.dumps({"kind": args.kind, "out": str(out), "seed": args.seed}))
+    return 0
+
+
+def _cache_init(args: argparse.Namespace) -> int:
+    from jepa_pipe.cache.build import init_stores
+
+    _emit({"fingerprints": init_stores(_plan(args))}, args.out)
+    return 0
+
+
+def _cache_part(args: argparse.Namespace) -> int:
+    from jepa_pipe.cache.build import build_part
+
+    if not 0 <= args.part < args.parts:
+        raise JepaPipeError(f"--part {args.part} must be in [0, {args.parts})")
+    _emit(build_part(_plan(args), args.part, args.parts), args.out)
+    return 0
+
+
+def _cache_finalize(args: argparse.Namespace) -> int:
+    from jepa_pipe.cache.build import finalize_store
+
+    plan = _plan(args)
+    path = plan.frames_path if args.store == "frames" else plan.store_path(args.store)
+    _emit(finalize_store(path, plan.manifest), None)
+    return 0
+
+
+def _cache_text(args: argparse.Namespace) -> int:
+    from jepa_pipe.cache.build import build_text_store
+
+    plan = _plan(args)
+    if plan.text_teacher is None:
+        raise JepaPipeError(f"datasets.{args.dataset} has no text_teacher in {args.config}")
+    _emit(build_text_store(plan), None)
+    return 0
+
+
+def _cache_all(args: argparse.Namespace) -> int:
+    from jepa_pipe.cache.build import build_part, build_text_store, finalize_store, init_stores
+
+    plan = _plan(args)
+    init_stores(plan)
+    for part in range(plan.parts):
+        build_part(plan, part, plan.parts)
+    summaries = [finalize_store(plan.frames_path, plan.manifest)]
+    summaries += [finalize_store(plan.store_path(t), plan.manifest) for t in plan.teachers]
+    if plan.text_teacher:
+        summaries.append(build_text_store(plan))
+    print(json.dumps([{k: s[k] for k in ("store", "rows", "valid", "invalid")} for s in summaries]))
+    return 0
+
+
 def _datasets(args: argparse.Namespace) -> int:
     from jepa_pipe.datasets import DATASETS
 
@@ -86,6 +169,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-paths", action="store_true", help="do not check that data roots exist")
     p.add_argument("--print", action="store_true", help="print the config with defaults filled")
     p.set_defaults(func=_check_config)
+
+    p = sub.add_parser(
+        "tiny-teacher", help="write a tiny random checkpoint of a real teacher class"
+    )
+    p.add_argument("--kind", required=True, choices=["videomae", "vjepa2", "vit", "bert"])
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--frames", type=int, default=16)
+    p.set_defaults(func=_tiny_teacher)
+
+    def cache_verb(name, help_, func, out=True):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("--config", type=Path, required=True, help="workflow config (YAML)")
+        p.add_argument("--dataset", required=True)
+        if out:
+            p.add_argument("--out", type=Path, help="also write the JSON report here")
+        p.set_defaults(func=func)
+        return p
+
+    cache_verb("cache-init", "create a dataset's frames and teacher stores (once)", _cache_init)
+    p = cache_verb("cache-part", "decode and run the teachers for one part's shards", _cache_part)
+    p.add_argument("--part", type=int, required=True)
+    p.add_argument("--parts", type=int, required=True)
+    p = cache_verb(
+        "cache-finalize", "verify a store's shards and mark it complete", _cache_finalize, out=False
+    )
+    p.add_argument("--store", required=True, help="frames or a teacher name")
+    cache_verb(
+        "cache-text", "embed the manifest's texts with the text teacher", _cache_text, out=False
+    )
+    cache_verb(
+        "cache", "init, every part, finalize and text, in one process", _cache_all, out=False
+    )
 
     p = sub.add_parser("datasets", help="list the dataset readers, their splits and layouts")
     p.set_defaults(func=_datasets)

@@ -32,11 +32,21 @@ def snakemake(workdir: Path, *args: str, configfile: Path | None = None):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
 
 
-def test_dry_run_resolves_demo_data_and_manifest_rules(tmp_path):
+def test_dry_run_resolves_the_demo_dag(tmp_path):
     res = snakemake(tmp_path, "-n", "--quiet", "rules")
     assert res.returncode == 0, res.stderr
     out = res.stdout + res.stderr
-    for rule, count in (("demo_data", 6), ("manifest", 6)):
+    # 6 datasets; 4 tiny teachers; 2 parts each; 14 stores (6 frames + 8 teacher); 4 text
+    counts = {
+        "demo_data": 6,
+        "manifest": 6,
+        "tiny_teacher": 4,
+        "cache_init": 6,
+        "cache_part": 12,
+        "cache_finalize": 14,
+        "cache_text": 4,
+    }
+    for rule, count in counts.items():
         assert any(line.split()[:2] == [rule, str(count)] for line in out.splitlines()), out
 
 
@@ -56,8 +66,8 @@ def test_recipe_without_data_names_the_missing_roots(tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_dag_runs_and_matches_direct_cli(tmp_path, demo_root):
-    res = snakemake(tmp_path, "--cores", "2")
+def test_demo_manifests_run_and_match_direct_cli(tmp_path, demo_root):
+    res = snakemake(tmp_path, "--cores", "2", "manifests")
     assert res.returncode == 0, res.stderr[-3000:]
     for name in DATASETS:
         table = read_manifest(tmp_path / "manifests" / f"{name}.parquet")
@@ -69,5 +79,33 @@ def test_demo_dag_runs_and_matches_direct_cli(tmp_path, demo_root):
         for stage in ("demo_data", "manifest"):
             assert (tmp_path / "logs" / stage / f"{name}.log").is_file()
             assert (tmp_path / "benchmarks" / stage / f"{name}.tsv").is_file()
-    again = snakemake(tmp_path, "-n")
+    again = snakemake(tmp_path, "-n", "manifests")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+
+@pytest.mark.slow
+def test_cache_target_builds_verified_stores(tmp_path):
+    """`snakemake cache` on one demo dataset: frames, a tiny video teacher and MiniLM text."""
+    import yaml
+
+    from jepa_pipe.cache import open_store
+
+    cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    cfg["datasets"] = {"msvd": cfg["datasets"]["msvd"]}
+    cfg["teachers"] = {k: cfg["teachers"][k] for k in ("videomae_tiny", "minilm")}
+    config = tmp_path / "one.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    res = snakemake(tmp_path, "--cores", "2", "cache", configfile=config)
+    assert res.returncode == 0, res.stderr[-3000:]
+    frames = open_store(tmp_path / "cache/msvd/frames.zarr")
+    tokens = open_store(
+        tmp_path / "cache/msvd/videomae_tiny.zarr",
+        expect={"frames_fingerprint": frames.attrs["jepa_pipe"]["fingerprint"]},
+    )
+    text = open_store(tmp_path / "cache/msvd/minilm.zarr", expect={"dim": 384})
+    assert frames["valid"][:].all() and tokens["valid"][:].all()
+    assert tokens["tokens"].shape[0] == 60 and text["text"].shape[0] == 360
+    for j in (0, 1):
+        assert (tmp_path / f"logs/cache_part/msvd.{j}-of-2.log").is_file()
+    again = snakemake(tmp_path, "-n", "cache", configfile=config)
+    assert "Nothing to be done" in again.stdout + again.stderr

@@ -23,6 +23,24 @@ shell.prefix(f"set -euo pipefail; export PATH={shlex.quote(str(Path(sys.executab
 PATHS = config["paths"]
 DEMO = config.get("demo")
 DATASETS = config["datasets"]
+TEACHERS = config.get("teachers", {})
+CACHE = PATHS["cache"]
+
+
+def _resolved_config():
+    """The validated config with defaults, as a file the rules' commands read (rewritten only
+    when it changes, so its mtime means something)."""
+    import yaml
+
+    path = Path(PATHS["logs"]) / "config.resolved.yaml"
+    text = yaml.safe_dump(config, sort_keys=False)
+    if not path.is_file() or path.read_text() != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return str(path)
+
+
+RESOLVED_CONFIG = _resolved_config()
 
 
 def log_path(stage, name):
@@ -55,6 +73,33 @@ def all_manifests():
     return [manifest_path(d) for d in DATASETS]
 
 
+def video_teachers(dataset):
+    return DATASETS[dataset].get("teachers", [])
+
+
+def text_teacher(dataset):
+    return DATASETS[dataset].get("text_teacher")
+
+
+def tiny_teacher_dirs(names):
+    return [f"{CACHE}/teachers/{t}" for t in names if TEACHERS[t]["weights"] == "tiny"]
+
+
+def cache_parts(dataset):
+    n = config["cache"]["parts"]
+    return [f"{CACHE}/{dataset}/.parts/{j}-of-{n}.json" for j in range(n)]
+
+
+def all_cache_summaries():
+    out = []
+    for d in DATASETS:
+        if video_teachers(d):
+            out += [f"{CACHE}/{d}/{s}.summary.json" for s in ["frames", *video_teachers(d)]]
+        if text_teacher(d):
+            out.append(f"{CACHE}/{d}/{text_teacher(d)}.summary.json")
+    return out
+
+
 def all_targets():
-    # Later stages (cache, train, eval, report) add their outputs here as they are built.
-    return all_manifests()
+    # Later stages (train, eval, report) add their outputs here as they are built.
+    return all_manifests() + all_cache_summaries()

@@ -1,0 +1,366 @@
+"""Building caches: init (create stores once) -> parts (decode + teachers, shard by shard)
+-> finalize (verify, summarise, mark complete). Text stores are one job.
+
+Resumable at shard granularity: a shard's done marker is written only after its aligned
+write returned, so a killed job redoes exactly the shards without a marker, and the bytes
+are the same as an uninterrupted build (decoding and teachers are deterministic per shard).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import zarr
+
+from jepa_pipe import get_logger
+from jepa_pipe.cache.store import (
+    CacheError,
+    create_store,
+    file_sha256,
+    library_versions,
+    mark_complete,
+    progress_dir,
+    shard_marker,
+    shard_rows,
+    shards_of_part,
+    store_meta,
+    verify_store,
+    write_json_atomic,
+)
+from jepa_pipe.datasets.manifest import read_manifest
+from jepa_pipe.sampling import ClipSampling
+
+log = get_logger("cache")
+IMAGE_DATASETS = ("coco",)
+
+
+@dataclass
+class CachePlan:
+    """What the config says about one dataset's caches."""
+
+    dataset: str
+    root: Path
+    manifest: Path
+    cache_dir: Path
+    sampling: ClipSampling
+    teachers: dict[str, dict] = field(default_factory=dict)
+    text_teacher: tuple[str, dict] | None = None
+    shard_size: int = 16
+    parts: int = 1
+    workers: int = 1
+    timeout_s: float = 60.0
+    device: str = "cpu"
+
+    @property
+    def frames_path(self) -> Path:
+        return self.cache_dir / "frames.zarr"
+
+    def store_path(self, name: str) -> Path:
+        return self.cache_dir / f"{name}.zarr"
+
+
+def teacher_weights(cfg: dict, name: str) -> str:
+    """``weights: tiny`` is the demo's random checkpoint written by the tiny_teacher rule."""
+    weights = cfg["teachers"][name]["weights"]
+    return str(Path(cfg["paths"]["cache"]) / "teachers" / name) if weights == "tiny" else weights
+
+
+def plan_from_config(cfg: dict, dataset: str) -> CachePlan:
+    ds = cfg["datasets"][dataset]
+    opts = cfg.get("cache", {})
+    decode = dict(ds.get("decode", {}))
+    if dataset in IMAGE_DATASETS:
+        decode.update(frames_per_clip=1, frame_step=1, num_clips=1)
+        decode.pop("fps", None), decode.pop("duration", None)
+    text = ds.get("text_teacher")
+    return CachePlan(
+        dataset=dataset, root=Path(ds["root"]),
+        manifest=Path(cfg["paths"]["manifests"]) / f"{dataset}.parquet",
+        cache_dir=Path(cfg["paths"]["cache"]) / dataset,
+        sampling=ClipSampling.from_config(decode),
+        teachers={t: {**cfg["teachers"][t], "weights": teacher_weights(cfg, t)}
+                  for t in ds.get("teachers", [])},
+        text_teacher=(text, {**cfg["teachers"][text], "weights": teacher_weights(cfg, text)})
+        if text else None,
+        shard_size=opts.get("shard_size", 16), parts=opts.get("parts", 1),
+        workers=opts.get("decode_workers", 1), timeout_s=opts.get("decode_timeout_s", 60.0),
+        device=opts.get("device", "cpu"),
+    )
+
+
+def _load(tcfg: dict, device: str, weights_too: bool = True):
+    from jepa_pipe.teachers import LoadOptions, load_teacher
+
+    dtype = tcfg.get("dtype", "float32") if device != "cpu" else "float32"
+    extra = {"max_length": tcfg["max_length"]} if "max_length" in tcfg else {}
+    opts = LoadOptions(device=device, dtype=dtype, extra=extra,
+                       trust_remote_code=tcfg.get("trust_remote_code", False),
+                       allow_download=tcfg.get("allow_download", False),
+                       revision=tcfg.get("revision"))
+    return load_teacher(tcfg["kind"], tcfg["weights"], opts, weights_too=weights_too)
+
+
+def _teacher_provenance(name: str, tcfg: dict, teacher, frames_meta: dict) -> dict:
+    from jepa_pipe.teachers import resolve_weights, weights_hash
+
+    s = frames_meta["sampling"]
+    return {"teacher": name, "teacher_kind": tcfg["kind"], "weights": tcfg["weights"],
+            "weights_sha256": weights_hash(resolve_weights(tcfg["weights"])),
+            "revision": tcfg.get("revision"), "compute_dtype": teacher.opts.dtype,
+            "dtype": "float16", "projection": None,
+            "token_grid": list(teacher.token_grid(s["frames_per_clip"], s["size"])),
+            "dim": teacher.hidden_size, "frames_fingerprint": frames_meta["fingerprint"],
+            "manifest_sha256": frames_meta["manifest_sha256"],
+            "libraries": library_versions(), **teacher.provenance()}
+
+
+def _existing(path: Path, provenance_keys: dict) -> bool:
+    """A store from an earlier (interrupted) run with the same provenance is kept."""
+    if not (path / "zarr.json").is_file():
+        return False
+    try:
+        meta = store_meta(zarr.open_group(str(path), mode="r"))
+    except Exception:
+        return False
+    return all(meta.get(k) == v for k, v in provenance_keys.items())
+
+
+def _fresh(path: Path, kind: str, arrays: dict, plan: CachePlan, prov: dict) -> None:
+    import shutil
+
+    if _existing(path, prov):
+        log.info("%s: kept (same provenance; finished shards are reused)", path)
+        return
+    shutil.rmtree(progress_dir(path), ignore_errors=True)
+    create_store(path, kind, arrays, shard_size=plan.shard_size, provenance=prov)
+    log.info("%s: created", path)
+
+
+def init_stores(plan: CachePlan) -> dict:
+    """Create the frames store and one store per teacher (metadata only), once."""
+    import av
+    import decord
+
+    table = read_manifest(plan.manifest)
+    n, s = table.num_rows, plan.sampling
+    t, size = s.frames_per_clip, s.size
+    if s.num_clips != 1:
+        raise CacheError(f"{plan.dataset}: num_clips={s.num_clips}: several clips per row are "
+                         "not stored yet (the store holds one clip per manifest row)")
+    frames_prov = {"dataset": plan.dataset, "manifest_sha256": file_sha256(plan.manifest),
+                   "sampling": s.as_dict(), "resize": "short side bilinear antialias",
+                   "crop": "centre", "decoders": {"decord": decord.__version__,
+                                                  "av": av.__version__}}
+    _fresh(plan.frames_path, "frames", {
+        "frames": ((n, t, size, size, 3), "uint8", True),
+        "indices": ((n, t), "int64", True),
+        "valid": ((n,), "bool", True),
+    }, plan, frames_prov)
+    frames_meta = store_meta(zarr.open_group(str(plan.frames_path), mode="r"))
+    out = {"frames": frames_meta["fingerprint"]}
+    for name, tcfg in plan.teachers.items():
+        teacher = _load(tcfg, "cpu", weights_too=False)  # shapes and provenance only
+        teacher.check_input(t, size)
+        prov = _teacher_provenance(name, tcfg, teacher, frames_meta)
+        length, dim = int(np.prod(prov["token_grid"])), prov["dim"]
+        _fresh(plan.store_path(name), "teacher", {
+            "tokens": ((n, length, dim), "float16", False),
+            "pooled": ((n, dim), "float16", False),
+            "valid": ((n,), "bool", True),
+        }, plan, prov)
+        out[name] = store_meta(zarr.open_group(str(plan.store_path(name)), mode="r"))[
+            "fingerprint"]
+    return out
+
+
+def _decode_stream(plan: CachePlan, paths: list[str], shards: list[int], rows: int,
+                   out: queue.Queue) -> None:
+    """Background thread: decode shard after shard in worker processes and hand complete
+    shards to the main thread, so decoding overlaps with teacher inference."""
+    from jepa_pipe.video import DecodePool
+
+    try:
+        with DecodePool(plan.sampling, plan.workers, plan.timeout_s) as pool:
+            for shard in shards:
+                rng = shard_rows(shard, rows, plan.shard_size)
+                results = {}
+                for key, result, error in pool.imap_unordered((r, paths[r]) for r in rng):
+                    results[key] = (result, error)
+                out.put((shard, results))
+        out.put(None)
+    except BaseException as e:  # surface in the main thread
+        out.put(e)
+
+
+def build_part(plan: CachePlan, part: int, parts: int) -> dict:
+    """Build every unfinished shard that part `part` of `parts` owns, for every store."""
+    table = read_manifest(plan.manifest)
+    rows = table.num_rows
+    clip_ids = table.column("clip_id").to_pylist()
+    paths = [str(plan.root / p) for p in table.column("path").to_pylist()]
+    frames = zarr.open_group(str(plan.frames_path), mode="r+")
+    stores = {name: zarr.open_group(str(plan.store_path(name)), mode="r+")
+              for name in plan.teachers}
+    todo = []
+    for shard in shards_of_part(part, parts, rows, plan.shard_size):
+        need = [n for n in ["frames", *stores]
+                if not shard_marker(plan.store_path(n), shard).is_file()]
+        if need:
+            todo.append((shard, need))
+    owned = shards_of_part(part, parts, rows, plan.shard_size)
+    report = {"part": part, "parts": parts, "shards_owned": owned,
+              "built": {n: [s for s, need in todo if n in need] for n in ["frames", *stores]}}
+    if not todo:
+        return report
+    teachers = {name: _load(cfg, plan.device) for name, cfg in plan.teachers.items()
+                if any(name in need for _, need in todo)}
+    decode_shards = [s for s, need in todo if "frames" in need]
+    decoded: queue.Queue = queue.Queue(maxsize=2)
+    if decode_shards:
+        threading.Thread(target=_decode_stream, daemon=True,
+                         args=(plan, paths, decode_shards, rows, decoded)).start()
+    timing = Counter()
+    for shard, need in todo:
+        rng = shard_rows(shard, rows, plan.shard_size)
+        sl = slice(rng.start, rng.stop)
+        if "frames" in need:
+            t0 = time.perf_counter()
+            item = decoded.get()
+            timing["wait_decode_s"] += time.perf_counter() - t0
+            if isinstance(item, BaseException):
+                raise item
+            got_shard, results = item
+            assert got_shard == shard
+            clips, indices, valid, failures = _assemble(plan, rng, results, clip_ids)
+            frames["frames"][sl], frames["indices"][sl], frames["valid"][sl] = clips, indices, valid
+            write_json_atomic(shard_marker(plan.frames_path, shard),
+                              {"shard": shard, "rows": [rng.start, rng.stop],
+                               "valid": int(valid.sum()), "failures": failures})
+        else:
+            clips, valid = frames["frames"][sl], frames["valid"][sl]
+            failures = []
+        for name, teacher in teachers.items():
+            if name not in need:
+                continue
+            t0 = time.perf_counter()
+            tokens, pooled, tvalid, tfail = _run_teacher(teacher, plan.teachers[name], clips,
+                                                         valid, rng, clip_ids, name)
+            timing[f"teacher_{name}_s"] += time.perf_counter() - t0
+            store = stores[name]
+            store["tokens"][sl], store["pooled"][sl], store["valid"][sl] = tokens, pooled, tvalid
+            upstream = [dict(f, store=name) for f in failures]
+            write_json_atomic(shard_marker(plan.store_path(name), shard),
+                              {"shard": shard, "rows": [rng.start, rng.stop],
+                               "valid": int(tvalid.sum()), "failures": upstream + tfail})
+        log.info("%s part %d/%d: shard %d done (%s)", plan.dataset, part, parts, shard,
+                 ", ".join(need))
+    report["timing"] = {k: round(v, 3) for k, v in timing.items()}
+    return report
+
+
+def _assemble(plan: CachePlan, rng: range, results: dict, clip_ids: list[str]):
+    s = plan.sampling
+    n = len(rng)
+    clips = np.zeros((n, s.frames_per_clip, s.size, s.size, 3), np.uint8)
+    indices = np.full((n, s.frames_per_clip), -1, np.int64)
+    valid = np.zeros(n, bool)
+    failures = []
+    for i, row in enumerate(rng):
+        result, error = results[row]
+        if result is not None and result["frames"].shape[1:] != clips.shape[1:]:
+            error, result = f"decoded shape {result['frames'].shape[1:]} != {clips.shape[1:]}", None
+        if result is None:
+            failures.append({"row": row, "clip_id": clip_ids[row], "store": "frames",
+                             "reason": error})
+            continue
+        clips[i], indices[i], valid[i] = result["frames"][0], result["indices"][0], True
+    return clips, indices, valid, failures
+
+
+def _run_teacher(teacher, tcfg: dict, clips: np.ndarray, valid: np.ndarray, rng: range,
+                 clip_ids: list[str], name: str):
+    n = len(rng)
+    batch = tcfg.get("batch_size", 8)
+    dim = teacher.hidden_size
+    grid = teacher.token_grid(clips.shape[1], clips.shape[2])
+    tokens = np.zeros((n, int(np.prod(grid)), dim), np.float16)
+    pooled = np.zeros((n, dim), np.float16)
+    ok = valid.copy()
+    failures = []
+    todo = np.nonzero(valid)[0]
+    for start in range(0, len(todo), batch):
+        idx = todo[start:start + batch]
+        tok, pool = teacher.encode(clips[idx])
+        finite = np.isfinite(tok).reshape(len(idx), -1).all(1) & np.isfinite(pool).all(1)
+        for i, good in zip(idx, finite, strict=True):
+            if not good:
+                ok[i] = False
+                failures.append({"row": rng[i], "clip_id": clip_ids[rng[i]], "store": name,
+                                 "reason": "non-finite teacher output"})
+        keep = idx[finite]
+        tokens[keep], pooled[keep] = tok[finite].astype(np.float16), pool[finite].astype(
+            np.float16)
+    return tokens, pooled, ok, failures
+
+
+def finalize_store(path: Path, manifest: Path) -> dict:
+    """Verify every shard, write failures.parquet and the summary, then mark complete."""
+    summary = verify_store(path)
+    failures = summary.pop("failures")
+    table = pa.Table.from_pylist(
+        sorted(failures, key=lambda f: f["row"]),
+        schema=pa.schema([("row", pa.int64()), ("clip_id", pa.string()), ("store", pa.string()),
+                          ("reason", pa.string())]))
+    pq.write_table(table, path.with_suffix(".failures.parquet"))
+    summary["invalid_reasons"] = dict(Counter(f["reason"].split(":")[0] for f in failures))
+    summary["manifest"] = str(manifest)
+    mark_complete(path, summary)
+    write_json_atomic(path.with_suffix(".summary.json"), summary)
+    return summary
+
+
+def build_text_store(plan: CachePlan) -> dict:
+    """Embed every text of the manifest (row order, then text order) and verify the store."""
+    name, tcfg = plan.text_teacher
+    table = read_manifest(plan.manifest)
+    texts, text_row = [], []
+    for row, items in zip(table.column("row").to_pylist(), table.column("text").to_pylist(),
+                          strict=True):
+        texts += items
+        text_row += [row] * len(items)
+    if not texts:
+        raise CacheError(f"{plan.dataset}: the manifest has no text to embed")
+    teacher = _load(tcfg, plan.device)
+    batch = tcfg.get("batch_size", 64)
+    parts = [teacher.encode(texts[i:i + batch]) for i in range(0, len(texts), batch)]
+    out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    from jepa_pipe.teachers import resolve_weights, weights_hash
+
+    prov = {"dataset": plan.dataset, "teacher": name, "teacher_kind": tcfg["kind"],
+            "weights": tcfg["weights"], "weights_sha256": weights_hash(resolve_weights(
+                tcfg["weights"])), "dim": int(out["text"].shape[1]), "dtype": "float16",
+            "manifest_sha256": file_sha256(plan.manifest), "libraries": library_versions(),
+            **teacher.provenance()}
+    m = len(texts)
+    arrays = {"text": ((m, out["text"].shape[1]), "float16", False),
+              "text_row": ((m,), "int64", True)}
+    if "tokens" in out:
+        arrays["tokens"] = (out["tokens"].shape, "float16", False)
+        arrays["token_valid"] = (out["token_valid"].shape, "bool", True)
+    path = plan.store_path(name)
+    size = max(m, 1)  # one shard: written by this one job
+    group = create_store(path, "text", arrays, shard_size=size, provenance=prov)
+    group["text"][:] = out["text"].astype(np.float16)
+    group["text_row"][:] = np.asarray(text_row, np.int64)
+    if "tokens" in out:
+        group["tokens"][:] = out["tokens"].astype(np.float16)
+        group["token_valid"][:] = out["token_valid"]
+    return finalize_store(path, plan.manifest)

@@ -1,0 +1,64 @@
+"""Which frames a clip holds: a pure, numpy-only function of the video's length and rate,
+so frame indices are deterministic and can be recorded per clip."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+class DecodeError(Exception):
+    """A file that cannot be decoded: becomes an invalid row with this message as reason."""
+
+
+@dataclass(frozen=True)
+class ClipSampling:
+    """Which frames a clip holds. Exactly one of frame_step / fps / duration sets the spacing."""
+
+    frames_per_clip: int = 16
+    frame_step: int | None = 4
+    fps: float | None = None
+    duration: float | None = None
+    num_clips: int = 1
+    size: int = 224
+
+    def __post_init__(self):
+        given = [k for k in ("frame_step", "fps", "duration") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"set exactly one of frame_step, fps, duration (got {given})")
+
+    @classmethod
+    def from_config(cls, decode: dict) -> ClipSampling:
+        keys = ("frames_per_clip", "frame_step", "fps", "duration", "num_clips", "size")
+        kw = {k: decode[k] for k in keys if k in decode}
+        if not any(k in kw for k in ("frame_step", "fps", "duration")):
+            kw["frame_step"] = 4
+        else:
+            kw.setdefault("frame_step", None)
+        return cls(**kw)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def clip_indices(num_frames: int, video_fps: float, s: ClipSampling) -> np.ndarray:
+    """Frame indices [num_clips, frames_per_clip], a pure function of its arguments.
+
+    Clips are spread evenly over the video (one clip: centred). A clip longer than the
+    video repeats its last frame, as the VideoMAE and V-JEPA loaders do.
+    """
+    if num_frames < 1:
+        raise DecodeError("video has no frames")
+    if s.frame_step is not None:
+        step = float(s.frame_step)
+    elif s.fps is not None:
+        step = max(video_fps, 1e-6) / s.fps
+    else:
+        step = s.duration * max(video_fps, 1e-6) / s.frames_per_clip
+    span = step * (s.frames_per_clip - 1) + 1
+    free = max(num_frames - span, 0.0)
+    starts = [free * (k + 0.5) / s.num_clips for k in range(s.num_clips)]
+    offsets = np.arange(s.frames_per_clip) * step
+    idx = np.floor(np.asarray(starts)[:, None] + offsets[None, :] + 0.5).astype(np.int64)
+    return np.clip(idx, 0, num_frames - 1)

