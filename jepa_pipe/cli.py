@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from jepa_pipe import JepaPipeError, __version__, get_logger
+from jepa_pipe.sampling import ClipSampling
 
 log = get_logger("cli")
 Handler = Callable[[argparse.Namespace], int]
@@ -129,6 +130,28 @@ def _cache_all(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from jepa_pipe import bench
+
+    if args.what == "decode":
+        if args.videos:
+            sampling = ClipSampling(
+                frames_per_clip=args.frames, frame_step=args.step, size=args.size
+            )
+            paths = bench.expand(args.videos, args.limit)
+        else:
+            plan = _plan(args)
+            from jepa_pipe.datasets.manifest import read_manifest
+
+            rel = read_manifest(plan.manifest).column("path").to_pylist()[: args.limit]
+            paths, sampling = [str(plan.root / p) for p in rel], plan.sampling
+        result = bench.bench_decode(paths, sampling, rounds=args.rounds)
+    else:
+        result = bench.bench_cache(_config(args), args.dataset, limit=args.limit)
+    print(json.dumps(result))
+    return 0
+
+
 def _datasets(args: argparse.Namespace) -> int:
     from jepa_pipe.datasets import DATASETS
 
@@ -203,6 +226,18 @@ def build_parser() -> argparse.ArgumentParser:
     cache_verb(
         "cache", "init, every part, finalize and text, in one process", _cache_all, out=False
     )
+
+    p = sub.add_parser("bench", help="decode / cache throughput as one JSON object")
+    p.add_argument("what", choices=["decode", "cache"])
+    p.add_argument("--config", type=Path, help="workflow config (manifests must exist)")
+    p.add_argument("--dataset")
+    p.add_argument("--videos", help="decode: a glob of video files instead of a dataset")
+    p.add_argument("--frames", type=int, default=16)
+    p.add_argument("--step", type=int, default=4)
+    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--limit", type=int, default=64, help="clips to use")
+    p.add_argument("--rounds", type=int, default=3)
+    p.set_defaults(func=_bench)
 
     p = sub.add_parser("datasets", help="list the dataset readers, their splits and layouts")
     p.set_defaults(func=_datasets)

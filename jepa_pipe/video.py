@@ -30,21 +30,32 @@ __all__ = ["ClipSampling", "DecodeError", "DecodePool", "clip_indices", "decode_
 
 def resize_center_crop(frames: np.ndarray, size: int) -> np.ndarray:
     """[T, H, W, 3] uint8 -> [T, size, size, 3] uint8: short side to `size` (bilinear,
-    antialiased), then the centre square."""
+    antialiased), then the centre square. Stays in uint8 (PyTorch's channels-last uint8
+    kernel): a float round trip cost more than decoding on small clips."""
     _, h, w, _ = frames.shape
-    scale = size / min(h, w)
-    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-    x = torch.from_numpy(np.require(frames, requirements=["C", "W"])).permute(0, 3, 1, 2).float()
+    nh, nw = scaled_hw(h, w, size)
     if (nh, nw) != (h, w):
-        x = F.interpolate(x, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
+        x = torch.from_numpy(np.require(frames, requirements=["C", "W"])).permute(0, 3, 1, 2)
+        x = F.interpolate(
+            x, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False
+        )  # uint8 in, uint8 out
+        frames = x.permute(0, 2, 3, 1).numpy()
     top, left = (nh - size) // 2, (nw - size) // 2
-    x = x[:, :, top : top + size, left : left + size]
-    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return np.ascontiguousarray(frames[:, top : top + size, left : left + size])
+
+
+def scaled_hw(h: int, w: int, size: int) -> tuple[int, int]:
+    """(height, width) with the short side at `size`, aspect kept."""
+    scale = size / min(h, w)
+    return max(size, round(h * scale)), max(size, round(w * scale))
 
 
 def _decord_frames(path: str, s: ClipSampling) -> tuple[np.ndarray, np.ndarray, float, int]:
     import decord
 
+    # Full-size decode, then resize here: decord's own width/height scaling was measured
+    # faster but breaks when readers of different sizes share a process (size-mismatch
+    # check failure) and differs from the PyAV path by up to 21 levels.
     vr = decord.VideoReader(path, num_threads=1)
     n, fps = len(vr), float(vr.get_avg_fps())
     idx = clip_indices(n, fps, s)
@@ -124,7 +135,14 @@ def _worker(conn: Connection, sampling: ClipSampling, backend: Backend, decoder)
 
 class DecodePool:
     """Decode files in worker processes; a worker that misses its deadline is killed and
-    replaced, and its file is reported as failed. Results come back as they finish."""
+    replaced, and its file is reported as failed. Results come back as they finish.
+
+    Each worker holds up to ``depth`` tasks, so it never idles waiting for the parent
+    (whose feeding thread competes for the GIL with teacher inference). The deadline
+    applies to the task at the head of a worker's queue, from when it started.
+    """
+
+    STARTUP_TIMEOUT_S = 300.0
 
     def __init__(
         self,
@@ -133,19 +151,18 @@ class DecodePool:
         timeout_s: float = 60.0,
         backend: Backend = "auto",
         decoder=decode_clip,
+        depth: int = 2,
     ):
         # `decoder` must be a module-level function (it is sent to the workers by name)
         self.sampling, self.backend, self.timeout_s = sampling, backend, timeout_s
-        self.decoder = decoder
+        self.decoder, self.depth = decoder, depth
         self.ctx = mp.get_context("forkserver")
         # workers fork from a server that has already imported the decoders: a replacement
         # for a killed worker starts in milliseconds
         self.ctx.set_forkserver_preload(["jepa_pipe.video"])
         self.workers = [self._start() for _ in range(max(1, workers))]
 
-    STARTUP_TIMEOUT_S = 300.0
-
-    def _start(self):
+    def _start(self) -> dict:
         parent, child = self.ctx.Pipe()
         proc = self.ctx.Process(
             target=_worker, daemon=True, args=(child, self.sampling, self.backend, self.decoder)
@@ -156,62 +173,60 @@ class DecodePool:
         if not parent.poll(self.STARTUP_TIMEOUT_S) or parent.recv() != "ready":
             proc.kill()
             raise RuntimeError("a decode worker did not start")
-        return [proc, parent, None, 0.0]  # process, pipe, current task, deadline
+        return {"proc": proc, "conn": parent, "tasks": [], "deadline": 0.0}
 
     def imap_unordered(self, tasks: Iterable[tuple[object, str]]) -> Iterator[tuple]:
         """Yield (key, result | None, error | None) for every (key, path)."""
-        pending = iter(tasks)
-        busy = 0
-        exhausted = False
+        source = iter(tasks)
+        retry: list[tuple[object, str]] = []  # queued behind a task whose worker was killed
         while True:
             for w in self.workers:
-                if w[2] is None and not exhausted:
-                    task = next(pending, None)
+                while len(w["tasks"]) < self.depth:
+                    task = retry.pop(0) if retry else next(source, None)
                     if task is None:
-                        exhausted = True
                         break
-                    w[1].send(task)
-                    w[2], w[3] = task, time.monotonic() + self.timeout_s
-                    busy += 1
-            if busy == 0:
+                    if not w["tasks"]:
+                        w["deadline"] = time.monotonic() + self.timeout_s
+                    w["conn"].send(task)
+                    w["tasks"].append(task)
+            busy = [w for w in self.workers if w["tasks"]]
+            if not busy:
                 return
-            now = time.monotonic()
-            soonest = min(w[3] for w in self.workers if w[2] is not None)
-            ready = wait(
-                [w[1] for w in self.workers if w[2] is not None], timeout=max(0.0, soonest - now)
-            )
-            for w in self.workers:
-                if w[2] is None:
-                    continue
-                if w[1] in ready:
+            soonest = min(w["deadline"] for w in busy)
+            ready = wait([w["conn"] for w in busy], timeout=max(0.0, soonest - time.monotonic()))
+            for w in busy:
+                if w["conn"] in ready:
                     try:
-                        key, result, error = w[1].recv()
+                        key, result, error = w["conn"].recv()
                     except (EOFError, OSError):  # the worker died (e.g. a decoder crash)
-                        key, result = w[2][0], None
-                        error = f"decoder process died (exit code {w[0].exitcode})"
-                        self._replace(w)
-                    w[2] = None
-                    busy -= 1
+                        key, result = w["tasks"][0][0], None
+                        error = f"decoder process died (exit code {w['proc'].exitcode})"
+                        retry += self._replace(w)
+                    else:
+                        w["tasks"].pop(0)
+                        w["deadline"] = time.monotonic() + self.timeout_s
                     yield key, result, error
-                elif time.monotonic() >= w[3]:
-                    key = w[2][0]
-                    self._replace(w)
-                    busy -= 1
+                elif time.monotonic() >= w["deadline"]:
+                    key = w["tasks"][0][0]
+                    retry += self._replace(w)
                     yield key, None, f"decode timed out after {self.timeout_s:g} s"
 
-    def _replace(self, w) -> None:
-        w[0].kill()
-        w[0].join()
-        w[1].close()
-        w[0], w[1], w[2], w[3] = self._start()
+    def _replace(self, w: dict) -> list[tuple[object, str]]:
+        """Kill and restart a worker; return the tasks it held behind its head task."""
+        w["proc"].kill()
+        w["proc"].join()
+        w["conn"].close()
+        queued = w["tasks"][1:]
+        w.update(self._start())
+        return queued
 
     def close(self) -> None:
         for w in self.workers:
             with contextlib.suppress(OSError):
-                w[1].send(None)
-            w[0].join(timeout=5)
-            if w[0].is_alive():
-                w[0].kill()
+                w["conn"].send(None)
+            w["proc"].join(timeout=5)
+            if w["proc"].is_alive():
+                w["proc"].kill()
 
     def __enter__(self):
         return self

@@ -368,3 +368,61 @@ def test_cache_verb_without_snakemake(tmp_path, small_ucf, tiny_videomae):
     assert res.returncode == 0, res.stderr[-2000:]
     assert '"valid": 24, "invalid": 4' in res.stdout
     assert (REPO / "jepa_pipe").is_dir()
+
+
+def test_shard_encoder_writes_the_bytes_zarr_writes(tmp_path):
+    """write_shard must be indistinguishable from zarr's own writer: empty chunks, a partial
+    last shard, shard-chunked small arrays, bool / int64 / float16 / zstd-compressed uint8."""
+    from jepa_pipe.cache.shards import write_shard
+
+    rng = np.random.default_rng(0)
+    n, size = 10, 4
+    arrays = {
+        "frames": ((n, 2, 4, 4, 3), "uint8", True),
+        "tokens": ((n, 6, 5), "float16", False),
+        "valid": ((n,), "bool", True),
+        "pooled": ((n, 5), "float16", False),
+        "indices": ((n, 3), "int64", True),
+    }
+    data = {
+        "frames": rng.integers(0, 256, (n, 2, 4, 4, 3), dtype=np.uint8),
+        "tokens": rng.standard_normal((n, 6, 5)).astype(np.float16),
+        "valid": rng.random(n) > 0.3,
+        "pooled": rng.standard_normal((n, 5)).astype(np.float16),
+        "indices": rng.integers(0, 99, (n, 3)),
+    }
+    data["frames"][1], data["tokens"][1], data["pooled"][4:8] = 0, 0, 0
+    by_zarr = create_store(tmp_path / "a.zarr", "teacher", arrays, shard_size=size, provenance={})
+    by_us = create_store(tmp_path / "b.zarr", "teacher", arrays, shard_size=size, provenance={})
+    for name in arrays:
+        for shard in range(3):
+            sl = slice(shard * size, min(n, (shard + 1) * size))
+            by_zarr[name][sl] = data[name][sl]
+            write_shard(by_us[name], shard, data[name][sl])
+
+    def files(root):
+        return {
+            str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+        }
+
+    assert files(tmp_path / "a.zarr") == files(tmp_path / "b.zarr")
+    back = zarr.open_group(str(tmp_path / "b.zarr"), mode="r")
+    for name in arrays:
+        assert np.array_equal(back[name][:], data[name])
+
+
+def test_bench_commands_print_their_figures(clean):
+    from jepa_pipe import bench
+    from jepa_pipe.sampling import ClipSampling
+
+    paths = sorted(str(p) for p in (clean / "data/ucf101/UCF-101").rglob("v_Move*_c0*.avi"))[:6]
+    result = bench.bench_decode(
+        paths, ClipSampling(frames_per_clip=16, frame_step=2, size=64), rounds=1
+    )
+    assert result["clips"] == 6 and result["project_over_raw"] > 0
+    cfg = validate_config(yaml.safe_load((clean / "config.yaml").read_text()), base_dir=clean)
+    with inside(clean):
+        result = bench.bench_cache(cfg, "ucf101", limit=12)
+    for key in ("decode_clips_per_s", "teacher_clips_per_s", "end_to_end_clips_per_s"):
+        assert result[key] > 0, key
+    assert result["tokens"]["videomae_tiny"]["ideal_bytes_per_clip"] == 128 * 64 * 2

@@ -8,6 +8,7 @@ are the same as an uninterrupted build (decoding and teachers are deterministic 
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -21,6 +22,7 @@ import pyarrow.parquet as pq
 import zarr
 
 from jepa_pipe import get_logger
+from jepa_pipe.cache.shards import write_shard
 from jepa_pipe.cache.store import (
     CacheError,
     create_store,
@@ -94,6 +96,12 @@ def plan_from_config(cfg: dict, dataset: str) -> CachePlan:
         workers=opts.get("decode_workers", 1), timeout_s=opts.get("decode_timeout_s", 60.0),
         device=opts.get("device", "cpu"),
     )
+
+
+def inference_threads(plan: CachePlan) -> int:
+    """On a CPU device the teachers get the cores the decode workers leave free, so the two
+    stages run side by side instead of time-slicing the same cores."""
+    return max(1, (os.cpu_count() or 1) - plan.workers)
 
 
 def _load(tcfg: dict, device: str, weights_too: bool = True):
@@ -220,6 +228,10 @@ def build_part(plan: CachePlan, part: int, parts: int) -> dict:
               "built": {n: [s for s, need in todo if n in need] for n in ["frames", *stores]}}
     if not todo:
         return report
+    if plan.device == "cpu":
+        import torch
+
+        torch.set_num_threads(inference_threads(plan))
     teachers = {name: _load(cfg, plan.device) for name, cfg in plan.teachers.items()
                 if any(name in need for _, need in todo)}
     decode_shards = [s for s, need in todo if "frames" in need]
@@ -228,6 +240,67 @@ def build_part(plan: CachePlan, part: int, parts: int) -> dict:
         threading.Thread(target=_decode_stream, daemon=True,
                          args=(plan, paths, decode_shards, rows, decoded)).start()
     timing = Counter()
+    writer = ShardWriter()
+    try:
+        steady = _build_shards(plan, part, parts, todo, rows, clip_ids, frames, stores,
+                               teachers, decoded, writer, timing)
+    finally:
+        writer.close()
+    timing["write_s"] = writer.seconds
+    report["timing"] = {k: round(v, 3) for k, v in timing.items()}
+    report["steady"] = steady  # throughput after the first shard, without start-up costs
+    return report
+
+
+class ShardWriter:
+    """Writes shards, then their done markers, in order, in a background thread: encoding
+    (zstd) and file I/O release the GIL, so writing overlaps with inference on the next
+    shard. A failed write is raised in the caller at the next submit or at flush; a marker
+    is never written before its data."""
+
+    def __init__(self):
+        self.jobs: queue.Queue = queue.Queue(maxsize=4)
+        self.error: BaseException | None = None
+        self.seconds = 0.0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            job = self.jobs.get()
+            try:
+                if job is None:
+                    return
+                if self.error is None:
+                    t0 = time.perf_counter()
+                    arrays, shard, marker, content = job
+                    for array, data in arrays:
+                        write_shard(array, shard, data)
+                    write_json_atomic(marker, content)
+                    self.seconds += time.perf_counter() - t0
+            except BaseException as e:
+                self.error = e
+            finally:
+                self.jobs.task_done()
+
+    def submit(self, arrays: list, shard: int, marker: Path, content: dict) -> None:
+        if self.error is not None:
+            raise self.error
+        self.jobs.put((arrays, shard, marker, content))
+
+    def flush(self) -> None:
+        self.jobs.join()
+        if self.error is not None:
+            raise self.error
+
+    def close(self) -> None:
+        self.jobs.put(None)
+        self.thread.join()
+
+
+def _build_shards(plan, part, parts, todo, rows, clip_ids, frames, stores, teachers, decoded,
+                  writer: ShardWriter, timing: Counter) -> dict:
+    steady_start, steady_rows = None, 0
     for shard, need in todo:
         rng = shard_rows(shard, rows, plan.shard_size)
         sl = slice(rng.start, rng.stop)
@@ -240,10 +313,12 @@ def build_part(plan: CachePlan, part: int, parts: int) -> dict:
             got_shard, results = item
             assert got_shard == shard
             clips, indices, valid, failures = _assemble(plan, rng, results, clip_ids)
-            frames["frames"][sl], frames["indices"][sl], frames["valid"][sl] = clips, indices, valid
-            write_json_atomic(shard_marker(plan.frames_path, shard),
-                              {"shard": shard, "rows": [rng.start, rng.stop],
-                               "valid": int(valid.sum()), "failures": failures})
+            backends = Counter(r["backend"] for r, _ in results.values() if r is not None)
+            writer.submit([(frames["frames"], clips), (frames["indices"], indices),
+                           (frames["valid"], valid)], shard, shard_marker(plan.frames_path, shard),
+                          {"shard": shard, "rows": [rng.start, rng.stop],
+                           "valid": int(valid.sum()), "failures": failures,
+                           "decoded_with": dict(sorted(backends.items()))})
         else:
             clips, valid = frames["frames"][sl], frames["valid"][sl]
             failures = []
@@ -255,15 +330,20 @@ def build_part(plan: CachePlan, part: int, parts: int) -> dict:
                                                          valid, rng, clip_ids, name)
             timing[f"teacher_{name}_s"] += time.perf_counter() - t0
             store = stores[name]
-            store["tokens"][sl], store["pooled"][sl], store["valid"][sl] = tokens, pooled, tvalid
             upstream = [dict(f, store=name) for f in failures]
-            write_json_atomic(shard_marker(plan.store_path(name), shard),
-                              {"shard": shard, "rows": [rng.start, rng.stop],
-                               "valid": int(tvalid.sum()), "failures": upstream + tfail})
+            writer.submit([(store["tokens"], tokens), (store["pooled"], pooled),
+                           (store["valid"], tvalid)], shard,
+                          shard_marker(plan.store_path(name), shard),
+                          {"shard": shard, "rows": [rng.start, rng.stop],
+                           "valid": int(tvalid.sum()), "failures": upstream + tfail})
         log.info("%s part %d/%d: shard %d done (%s)", plan.dataset, part, parts, shard,
                  ", ".join(need))
-    report["timing"] = {k: round(v, 3) for k, v in timing.items()}
-    return report
+        if steady_start is None:
+            steady_start = time.perf_counter()
+        else:
+            steady_rows += len(rng)
+    writer.flush()  # the window ends when the last shard is on disk
+    return {"rows": steady_rows, "seconds": time.perf_counter() - steady_start}
 
 
 def _assemble(plan: CachePlan, rng: range, results: dict, clip_ids: list[str]):

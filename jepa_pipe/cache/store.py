@@ -13,9 +13,9 @@ A store is a zarr v3 group whose arrays share the manifest's row order:
                  (tokens float16 [M, Lt, D], token_valid bool [M, Lt] for token-level teachers)
 
 Row arrays are sharded along N: one shard (``shard_size`` rows) is written by exactly one job,
-in one aligned write, because zarr loses rows when two processes write into one shard. Each
-chunk holds one row and ends its codec chain with crc32c, so a flipped byte fails the read
-with the chunk named. Provenance lives in the group attribute ``jepa_pipe`` with a
+in one aligned write, because zarr loses rows when two processes write into one shard. A
+chunk holds one whole row (small per-row arrays: the shard's rows) and ends its codec chain
+with crc32c, so a flipped byte fails the read with the chunk named. Provenance lives in the group attribute ``jepa_pipe`` with a
 ``fingerprint`` over it; ``complete`` is set only by finalize after it verified every shard.
 """
 
@@ -70,11 +70,18 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+# Arrays of at most this many bytes per row are chunked by shard, not by row: zarr-python 3
+# pays ~1 ms per chunk written, which dominated writing `valid` and `pooled`.
+SMALL_ROW_BYTES = 4096
+
+
 def _row_array(group: zarr.Group, name: str, shape: tuple[int, ...], dtype: str,
                shard_size: int, compress: bool) -> zarr.Array:
     n = shape[0]
-    chunks = (1, *shape[1:])
-    shards = (max(1, min(shard_size, n)), *shape[1:])
+    rows = max(1, min(shard_size, n))
+    row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * np.dtype(dtype).itemsize
+    chunks = (rows if row_bytes <= SMALL_ROW_BYTES else 1, *shape[1:])
+    shards = (rows, *shape[1:])
     compressors = [ZstdCodec(level=3), Crc32cCodec()] if compress else [Crc32cCodec()]
     return group.create_array(name, shape=shape, dtype=dtype, chunks=chunks, shards=shards,
                               compressors=compressors, fill_value=0)
@@ -167,6 +174,7 @@ def verify_store(path: str | os.PathLike) -> dict:
     row_arrays = [name for name, _ in group.arrays()]
     failures: list[dict] = []
     valid_total, norm_sum, norm_count = 0, 0.0, 0
+    decoded_with: dict[str, int] = {}  # rows per decoder (PyAV = decord could not read it)
     for shard in range(num_shards(rows, size)):
         marker = shard_marker(path, shard)
         if meta["kind"] != "text" and not marker.is_file():
@@ -185,6 +193,8 @@ def verify_store(path: str | os.PathLike) -> dict:
                 raise CacheError(f"cache {path}: shard {shard} has {int(valid.sum())} valid rows, "
                                  f"its marker says {done['valid']}")
             failures += done["failures"]
+            for backend, count in done.get("decoded_with", {}).items():
+                decoded_with[backend] = decoded_with.get(backend, 0) + count
             valid_total += int(valid.sum())
         else:
             valid = np.ones(sl.stop - sl.start, bool)
@@ -208,6 +218,8 @@ def verify_store(path: str | os.PathLike) -> dict:
                "bytes": stored, "bytes_per_row": stored / max(rows, 1),
                "mean_token_norm": norm_sum / norm_count if norm_count else None,
                "fingerprint": meta["fingerprint"]}
+    if decoded_with:
+        summary["decoded_with"] = decoded_with
     if "tokens" in row_arrays and meta["kind"] == "teacher":
         length, dim = group["tokens"].shape[1:]
         # invalid rows are all-zero chunks, which zarr does not store: count stored rows
