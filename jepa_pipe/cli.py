@@ -100,8 +100,9 @@ def _cache_finalize(args: argparse.Namespace) -> int:
     from jepa_pipe.cache.build import finalize_store
 
     plan = _plan(args)
-    path = plan.frames_path if args.store == "frames" else plan.store_path(args.store)
-    _emit(finalize_store(path, plan.manifest), None)
+    if args.store not in plan.store_names():
+        raise JepaPipeError(f"--store {args.store!r}: expected one of {plan.store_names()}")
+    _emit(finalize_store(plan.store_path(args.store), plan.manifest), None)
     return 0
 
 
@@ -122,8 +123,7 @@ def _cache_all(args: argparse.Namespace) -> int:
     init_stores(plan)
     for part in range(plan.parts):
         build_part(plan, part, plan.parts)
-    summaries = [finalize_store(plan.frames_path, plan.manifest)]
-    summaries += [finalize_store(plan.store_path(t), plan.manifest) for t in plan.teachers]
+    summaries = [finalize_store(plan.store_path(n), plan.manifest) for n in plan.store_names()]
     if plan.text_teacher:
         summaries.append(build_text_store(plan))
     print(json.dumps([{k: s[k] for k in ("store", "rows", "valid", "invalid")} for s in summaries]))
@@ -219,7 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = cache_verb(
         "cache-finalize", "verify a store's shards and mark it complete", _cache_finalize, out=False
     )
-    p.add_argument("--store", required=True, help="frames or a teacher name")
+    p.add_argument(
+        "--store", required=True, help="frames or a teacher name (view v > 0: NAME.v<v>)"
+    )
     cache_verb(
         "cache-text", "embed the manifest's texts with the text teacher", _cache_text, out=False
     )

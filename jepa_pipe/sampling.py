@@ -22,16 +22,32 @@ class ClipSampling:
     duration: float | None = None
     num_clips: int = 1
     size: int = 224
+    # spatial views of every clip: (crop, flip); crop is "center", or "start" / "end" along
+    # the long side (left / right of a landscape frame, top / bottom of a portrait one)
+    views: tuple[tuple[str, bool], ...] = (("center", False),)
 
     def __post_init__(self):
         given = [k for k in ("frame_step", "fps", "duration") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(f"set exactly one of frame_step, fps, duration (got {given})")
 
+    @property
+    def num_views(self) -> int:
+        """Views per row: every temporal clip in every spatial view, clip-major."""
+        return self.num_clips * len(self.views)
+
+    def view(self, v: int) -> dict:
+        crop, flip = self.views[v % len(self.views)]
+        return {"view": v, "clip": v // len(self.views), "crop": crop, "flip": flip}
+
     @classmethod
     def from_config(cls, decode: dict) -> ClipSampling:
         keys = ("frames_per_clip", "frame_step", "fps", "duration", "num_clips", "size")
         kw = {k: decode[k] for k in keys if k in decode}
+        if "views" in decode:
+            kw["views"] = tuple(
+                (v.get("crop", "center"), bool(v.get("flip", False))) for v in decode["views"]
+            )
         if not any(k in kw for k in ("frame_step", "fps", "duration")):
             kw["frame_step"] = 4
         else:
@@ -39,7 +55,9 @@ class ClipSampling:
         return cls(**kw)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["views"] = [{"crop": c, "flip": f} for c, f in self.views]
+        return d
 
 
 def clip_indices(num_frames: int, video_fps: float, s: ClipSampling) -> np.ndarray:

@@ -28,20 +28,61 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 __all__ = ["ClipSampling", "DecodeError", "DecodePool", "clip_indices", "decode_clip"]
 
 
-def resize_center_crop(frames: np.ndarray, size: int) -> np.ndarray:
-    """[T, H, W, 3] uint8 -> [T, size, size, 3] uint8: short side to `size` (bilinear,
-    antialiased), then the centre square. Stays in uint8 (PyTorch's channels-last uint8
-    kernel): a float round trip cost more than decoding on small clips."""
+def resize_short_side(frames: np.ndarray, size: int) -> np.ndarray:
+    """[T, H, W, 3] uint8 -> short side at `size` (bilinear, antialiased), aspect kept. Stays
+    in uint8 (PyTorch's channels-last uint8 kernel): a float round trip cost more than
+    decoding on small clips."""
     _, h, w, _ = frames.shape
     nh, nw = scaled_hw(h, w, size)
-    if (nh, nw) != (h, w):
-        x = torch.from_numpy(np.require(frames, requirements=["C", "W"])).permute(0, 3, 1, 2)
-        x = F.interpolate(
-            x, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False
-        )  # uint8 in, uint8 out
-        frames = x.permute(0, 2, 3, 1).numpy()
-    top, left = (nh - size) // 2, (nw - size) // 2
-    return np.ascontiguousarray(frames[:, top : top + size, left : left + size])
+    if (nh, nw) == (h, w):
+        return frames
+    x = torch.from_numpy(np.require(frames, requirements=["C", "W"])).permute(0, 3, 1, 2)
+    x = F.interpolate(x, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
+    return x.permute(0, 2, 3, 1).numpy()  # uint8 in, uint8 out
+
+
+def crop_box(h: int, w: int, size: int, crop: str) -> tuple[int, int]:
+    """(top, left) of a size x size crop: centred, or at the start / end of the long side."""
+    top, left = (h - size) // 2, (w - size) // 2
+    if crop == "center":
+        return top, left
+    if crop not in ("start", "end"):
+        raise ValueError(f"unknown crop {crop!r}; expected center, start or end")
+    if w >= h:
+        return top, 0 if crop == "start" else w - size
+    return (0 if crop == "start" else h - size), left
+
+
+def crop_view(frames: np.ndarray, size: int, crop: str, flip: bool) -> tuple[np.ndarray, list]:
+    """A view of resized frames [T, H, W, 3]: ([T, size, size, 3], [top, left, H, W])."""
+    _, h, w, _ = frames.shape
+    top, left = crop_box(h, w, size, crop)
+    out = frames[:, top : top + size, left : left + size]
+    if flip:
+        out = out[:, :, ::-1]
+    return np.ascontiguousarray(out), [top, left, h, w]
+
+
+def resize_center_crop(frames: np.ndarray, size: int) -> np.ndarray:
+    """[T, H, W, 3] uint8 -> [T, size, size, 3] uint8: short side to `size`, centre square."""
+    return crop_view(resize_short_side(frames, size), size, "center", False)[0]
+
+
+def _views(resized: np.ndarray, idx: np.ndarray, s: ClipSampling) -> dict:
+    """Every clip in every spatial view, clip-major: frames [V, T, S, S, 3], indices [V, T],
+    boxes [V, 4] (top, left, resized height, resized width)."""
+    frames, indices, boxes = [], [], []
+    for k in range(len(resized)):
+        for crop, flip in s.views:
+            view, box = crop_view(resized[k], s.size, crop, flip)
+            frames.append(view)
+            indices.append(idx[k])
+            boxes.append(box)
+    return {
+        "frames": np.stack(frames),
+        "indices": np.stack(indices),
+        "boxes": np.asarray(boxes, np.int64),
+    }
 
 
 def scaled_hw(h: int, w: int, size: int) -> tuple[int, int]:
@@ -75,28 +116,29 @@ def _pyav_frames(path: str, s: ClipSampling) -> tuple[np.ndarray, np.ndarray, fl
 
 
 def decode_clip(path: str, s: ClipSampling, backend: Backend = "auto") -> dict:
-    """Decode the sampled clips of one file: frames [K, T, S, S, 3] uint8, indices [K, T]."""
+    """Decode the sampled views of one file: frames [V, T, S, S, 3] uint8, indices [V, T],
+    crop boxes [V, 4]; V = num_clips x spatial views (clip-major)."""
     if not os.path.isfile(path):
         raise DecodeError(f"file not found: {path}")
     if os.path.getsize(path) == 0:
         raise DecodeError("zero-byte file")
     if path.lower().endswith(IMAGE_EXTENSIONS):
-        return decode_image(path, s.size)
+        return decode_image(path, s)
     errors = []
     for name, fn in (("decord", _decord_frames), ("pyav", _pyav_frames)):
         if backend not in ("auto", name):
             continue
         try:
             frames, idx, fps, n = fn(path, s)
-            k, t = idx.shape
-            out = resize_center_crop(frames, s.size).reshape(k, t, s.size, s.size, 3)
-            return {"frames": out, "indices": idx, "fps": fps, "num_frames": n, "backend": name}
+            resized = resize_short_side(frames, s.size)  # [K*T, H', W', 3]
+            resized = resized.reshape(*idx.shape, *resized.shape[1:])  # [K, T, H', W', 3]
+            return {**_views(resized, idx, s), "fps": fps, "num_frames": n, "backend": name}
         except Exception as e:  # any decoder failure becomes a reason, never a crash
             errors.append(f"{name}: {type(e).__name__}: {str(e).strip()[:200]}")
     raise DecodeError("; ".join(errors) or f"no backend {backend!r}")
 
 
-def decode_image(path: str, size: int) -> dict:
+def decode_image(path: str, s: ClipSampling) -> dict:
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -104,14 +146,9 @@ def decode_image(path: str, size: int) -> dict:
             rgb = np.asarray(im.convert("RGB"))
     except (UnidentifiedImageError, OSError) as e:
         raise DecodeError(f"image: {e}") from None
-    out = resize_center_crop(rgb[None], size)[None]  # [1, 1, S, S, 3]
-    return {
-        "frames": out,
-        "indices": np.zeros((1, 1), np.int64),
-        "fps": 0.0,
-        "num_frames": 1,
-        "backend": "pillow",
-    }
+    resized = resize_short_side(rgb[None], s.size)[None]  # [1, 1, H', W', 3]
+    views = _views(resized, np.zeros((1, 1), np.int64), s)
+    return {**views, "fps": 0.0, "num_frames": 1, "backend": "pillow"}
 
 
 # ------------------------------------------------------------------------------ worker pool

@@ -67,7 +67,14 @@ def small_ucf(tmp_path_factory, demo_root):
     return root
 
 
-def make_workdir(base: Path, small_ucf: Path, tiny: Path, parts: int = 2) -> Path:
+def make_workdir(
+    base: Path,
+    small_ucf: Path,
+    tiny: Path,
+    parts: int = 2,
+    projection: dict | None = None,
+    views: list | None = None,
+) -> Path:
     """A workflow directory with relative paths, so two builds can be compared byte for byte."""
     work = base
     shutil.copytree(small_ucf, work / "data" / "ucf101")
@@ -76,12 +83,24 @@ def make_workdir(base: Path, small_ucf: Path, tiny: Path, parts: int = 2) -> Pat
     cfg = {
         "paths": {"manifests": "manifests", "cache": "cache"},
         "cache": {"parts": parts, "shard_size": 4, "decode_workers": 1, "decode_timeout_s": 30},
-        "teachers": {"videomae_tiny": {"kind": "videomae", "weights": "tiny", "batch_size": 3}},
+        "teachers": {
+            "videomae_tiny": {
+                "kind": "videomae",
+                "weights": "tiny",
+                "batch_size": 3,
+                **({"projection": projection} if projection else {}),
+            }
+        },
         "datasets": {
             "ucf101": {
                 "root": "data/ucf101",
                 "splits": ["train", "test"],
-                "decode": {"frames_per_clip": 16, "frame_step": 2, "size": 64},
+                "decode": {
+                    "frames_per_clip": 16,
+                    "frame_step": 2,
+                    "size": 64,
+                    **({"views": views} if views else {}),
+                },
                 "teachers": ["videomae_tiny"],
             }
         },
@@ -114,8 +133,8 @@ def build_all(work: Path) -> None:
         init_stores(plan)
         for part in range(plan.parts):
             build_part(plan, part, plan.parts)
-        for store in (plan.frames_path, plan.store_path("videomae_tiny")):
-            finalize_store(store, plan.manifest)
+        for name in plan.store_names():
+            finalize_store(plan.store_path(name), plan.manifest)
 
 
 def tree(work: Path) -> dict[str, str]:
@@ -426,3 +445,61 @@ def test_bench_commands_print_their_figures(clean):
     for key in ("decode_clips_per_s", "teacher_clips_per_s", "end_to_end_clips_per_s"):
         assert result[key] > 0, key
     assert result["tokens"]["videomae_tiny"]["ideal_bytes_per_clip"] == 128 * 64 * 2
+
+
+def test_projected_tokens_are_the_pca_of_the_teacher_output(tmp_path, small_ucf, tiny_videomae):
+    from jepa_pipe.cache import projection
+    from jepa_pipe.teachers import load_teacher
+
+    work = make_workdir(
+        tmp_path,
+        small_ucf,
+        tiny_videomae,
+        parts=1,
+        projection={"method": "pca", "dim": 16, "sample_tokens": 512},
+    )
+    build_all(work)
+    store = open_store(work / "cache/ucf101/videomae_tiny.zarr", expect={"dim": 16})
+    info = store.attrs["jepa_pipe"]["projection"]
+    assert info["input_dim"] == 64 and info["sample_clips"] == 4 and info["sample_tokens"] == 512
+    assert 0 < info["explained_variance"] <= 1
+    assert store["tokens"].shape == (28, 128, 16)
+    params = projection.load(store)
+    frames = open_store(work / "cache/ucf101/frames.zarr")
+    clips, valid = frames["frames"][0:4], frames["valid"][0:4]
+    idx = np.nonzero(valid)[0]
+    teacher = load_teacher("videomae", str(work / "cache/teachers/videomae_tiny"))
+    raw = np.concatenate([teacher.encode(clips[idx[i : i + 3]])[0] for i in range(0, len(idx), 3)])
+    expected = projection.project(raw, params["mean"], params["components"])
+    assert np.array_equal(store["tokens"][0:4][idx], expected.astype(np.float16))
+    # projected tokens are centred: the sample mean was removed
+    valid_rows = np.nonzero(store["valid"][:])[0]
+    assert np.abs(store["tokens"][valid_rows].astype(np.float32).mean(axis=(0, 1))).max() < 0.5
+
+
+def test_views_get_stores_of_their_own(tmp_path, small_ucf, tiny_videomae):
+    views = [{"crop": "center"}, {"crop": "center", "flip": True}]
+    work = make_workdir(tmp_path, small_ucf, tiny_videomae, parts=1, views=views)
+    build_all(work)
+    with inside(work):
+        assert plan_in(work).store_names() == [
+            "frames",
+            "frames.v1",
+            "videomae_tiny",
+            "videomae_tiny.v1",
+        ]
+    f0 = open_store(work / "cache/ucf101/frames.zarr")
+    f1 = open_store(
+        work / "cache/ucf101/frames.v1.zarr",
+        expect={"view": {"view": 1, "clip": 0, "crop": "center", "flip": True}},
+    )
+    assert np.array_equal(f1["frames"][:], f0["frames"][:][:, :, :, ::-1])
+    assert np.array_equal(f1["crop_box"][:], f0["crop_box"][:])
+    t1 = open_store(
+        work / "cache/ucf101/videomae_tiny.v1.zarr",
+        expect={"frames_fingerprint": f1.attrs["jepa_pipe"]["fingerprint"]},
+    )
+    t0 = open_store(work / "cache/ucf101/videomae_tiny.zarr")
+    assert t1["tokens"].shape == t0["tokens"].shape
+    assert not np.array_equal(t1["tokens"][:], t0["tokens"][:])  # mirrored clip, other tokens
+    assert np.array_equal(t1["valid"][:], t0["valid"][:])

@@ -53,7 +53,10 @@ def mutate(fn):
             lambda c: c["datasets"]["ucf101"].update(rooot="x"),
             r"datasets\.ucf101\.rooot: unknown key; expected one of: decode, root, splits",
         ),
-        (lambda c: c.update(extra=1), r"extra: unknown key; expected one of: datasets, demo"),
+        (
+            lambda c: c.update(extra=1),
+            r"extra: unknown key; expected one of: cache, datasets, demo",
+        ),
         (
             lambda c: c["datasets"].update(kinetics={"root": "x", "splits": ["train"]}),
             r"datasets\.kinetics: unknown key; expected one of: ssv2, ucf101",
@@ -76,7 +79,7 @@ def mutate(fn):
         ),
         (
             lambda c: c["datasets"]["ucf101"].update(teachers=["nope"]),
-            r"datasets\.ucf101\.teachers\[0\]: unknown teacher 'nope'; defined teachers: none",
+            r"datasets\.ucf101\.teachers\[0\]: unknown teacher 'nope'; defined teachers: videomae_tiny, ",
         ),
         (
             lambda c: c["datasets"]["ucf101"].update(splits=["train", "val"]),

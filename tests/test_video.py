@@ -109,3 +109,28 @@ def test_pool_kills_a_hung_decoder_and_keeps_going(tmp_path):
         got = {k: (r, e) for k, r, e in pool.imap_unordered([(0, str(crash)), (1, str(good))])}
     assert got[0][0] is None and "decoder process died" in got[0][1]
     assert got[1][0] is not None
+
+
+def test_crop_boxes_hand_cases():
+    from jepa_pipe.video import crop_box
+
+    assert crop_box(64, 80, 64, "center") == (0, 8)
+    assert crop_box(64, 80, 64, "start") == (0, 0) and crop_box(64, 80, 64, "end") == (0, 16)
+    assert crop_box(80, 64, 64, "start") == (0, 0) and crop_box(80, 64, 64, "end") == (16, 0)
+    with pytest.raises(ValueError, match="unknown crop 'middle'"):
+        crop_box(64, 80, 64, "middle")
+
+
+def test_several_clips_and_views_clip_major():
+    path = str(REAL[1])  # 640 x 272
+    views = (("center", False), ("start", False), ("start", True))
+    s = ClipSampling(frames_per_clip=4, frame_step=2, size=32, num_clips=2, views=views)
+    out = decode_clip(path, s)
+    assert s.num_views == 6 and out["frames"].shape == (6, 4, 32, 32, 3)
+    assert np.array_equal(out["indices"][0], out["indices"][2])  # same clip, other views
+    assert out["indices"][3][0] > out["indices"][0][0]  # second clip is later
+    assert np.array_equal(out["frames"][2], out["frames"][1][:, :, ::-1])  # flip of start
+    h, w = out["boxes"][0][2:]
+    assert h == 32 and out["boxes"][1][:2].tolist() == [0, 0]
+    assert out["boxes"][0][:2].tolist() == [0, (w - 32) // 2]
+    assert s.view(4) == {"view": 4, "clip": 1, "crop": "start", "flip": False}

@@ -36,11 +36,11 @@ def test_dry_run_resolves_the_demo_dag(tmp_path):
     res = snakemake(tmp_path, "-n", "--quiet", "rules")
     assert res.returncode == 0, res.stderr
     out = res.stdout + res.stderr
-    # 6 datasets; 4 tiny teachers; 2 parts each; 14 stores (6 frames + 8 teacher); 4 text
+    # 6 datasets; 5 tiny teachers; 2 parts each; 14 stores (6 frames + 8 teacher); 4 text
     counts = {
         "demo_data": 6,
         "manifest": 6,
-        "tiny_teacher": 4,
+        "tiny_teacher": 5,
         "cache_init": 6,
         "cache_part": 12,
         "cache_finalize": 14,

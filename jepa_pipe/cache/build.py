@@ -22,8 +22,10 @@ import pyarrow.parquet as pq
 import zarr
 
 from jepa_pipe import get_logger
+from jepa_pipe.cache import projection
 from jepa_pipe.cache.shards import write_shard
 from jepa_pipe.cache.store import (
+    SCHEMA_VERSION,
     CacheError,
     create_store,
     file_sha256,
@@ -67,6 +69,17 @@ class CachePlan:
 
     def store_path(self, name: str) -> Path:
         return self.cache_dir / f"{name}.zarr"
+
+    @staticmethod
+    def view_name(store: str, view: int) -> str:
+        """View 0 keeps the plain name; view v > 0 is a store of its own, `<store>.v<v>`,
+        so every store keeps the contract's shapes ([N, T, H, W, 3], [N, L, D])."""
+        return store if view == 0 else f"{store}.v{view}"
+
+    def store_names(self) -> list[str]:
+        """Every row-sharded store of the dataset: frames, then teachers, each per view."""
+        views = range(self.sampling.num_views)
+        return [self.view_name(s, v) for s in ["frames", *self.teachers] for v in views]
 
 
 def teacher_weights(cfg: dict, name: str) -> str:
@@ -144,7 +157,7 @@ def _existing(path: Path, provenance_keys: dict) -> bool:
 def _fresh(path: Path, kind: str, arrays: dict, plan: CachePlan, prov: dict) -> None:
     import shutil
 
-    if _existing(path, prov):
+    if _existing(path, {**prov, "schema_version": SCHEMA_VERSION}):
         log.info("%s: kept (same provenance; finished shards are reused)", path)
         return
     shutil.rmtree(progress_dir(path), ignore_errors=True)
@@ -153,40 +166,89 @@ def _fresh(path: Path, kind: str, arrays: dict, plan: CachePlan, prov: dict) -> 
 
 
 def init_stores(plan: CachePlan) -> dict:
-    """Create the frames store and one store per teacher (metadata only), once."""
+    """Create the frames stores and one store per teacher, per view (metadata only), once."""
     import av
     import decord
 
     table = read_manifest(plan.manifest)
     n, s = table.num_rows, plan.sampling
     t, size = s.frames_per_clip, s.size
-    if s.num_clips != 1:
-        raise CacheError(f"{plan.dataset}: num_clips={s.num_clips}: several clips per row are "
-                         "not stored yet (the store holds one clip per manifest row)")
-    frames_prov = {"dataset": plan.dataset, "manifest_sha256": file_sha256(plan.manifest),
-                   "sampling": s.as_dict(), "resize": "short side bilinear antialias",
-                   "crop": "centre", "decoders": {"decord": decord.__version__,
-                                                  "av": av.__version__}}
-    _fresh(plan.frames_path, "frames", {
-        "frames": ((n, t, size, size, 3), "uint8", True),
-        "indices": ((n, t), "int64", True),
-        "valid": ((n,), "bool", True),
-    }, plan, frames_prov)
-    frames_meta = store_meta(zarr.open_group(str(plan.frames_path), mode="r"))
-    out = {"frames": frames_meta["fingerprint"]}
+    out, frames_meta = {}, {}
+    for v in range(s.num_views):
+        prov = {"dataset": plan.dataset, "manifest_sha256": file_sha256(plan.manifest),
+                "sampling": s.as_dict(), "view": s.view(v),
+                "resize": "short side bilinear antialias",
+                "decoders": {"decord": decord.__version__, "av": av.__version__}}
+        path = plan.store_path(plan.view_name("frames", v))
+        _fresh(path, "frames", {
+            "frames": ((n, t, size, size, 3), "uint8", True),
+            "indices": ((n, t), "int64", True),
+            "crop_box": ((n, 4), "int64", True),  # top, left, resized height, width
+            "valid": ((n,), "bool", True),
+        }, plan, prov)
+        frames_meta[v] = store_meta(zarr.open_group(str(path), mode="r"))
+        out[plan.view_name("frames", v)] = frames_meta[v]["fingerprint"]
     for name, tcfg in plan.teachers.items():
         teacher = _load(tcfg, "cpu", weights_too=False)  # shapes and provenance only
         teacher.check_input(t, size)
-        prov = _teacher_provenance(name, tcfg, teacher, frames_meta)
-        length, dim = int(np.prod(prov["token_grid"])), prov["dim"]
-        _fresh(plan.store_path(name), "teacher", {
-            "tokens": ((n, length, dim), "float16", False),
-            "pooled": ((n, dim), "float16", False),
-            "valid": ((n,), "bool", True),
-        }, plan, prov)
-        out[name] = store_meta(zarr.open_group(str(plan.store_path(name)), mode="r"))[
-            "fingerprint"]
+        base = _teacher_provenance(name, tcfg, teacher, frames_meta[0])
+        params = None
+        if tcfg.get("projection"):  # fitted once, on view 0, shared by every view
+            params, base["projection"] = _fit_projection(plan, name, tcfg, table, base)
+            base["dim"] = base["projection"]["dim"]
+        length, dim = int(np.prod(base["token_grid"])), base["dim"]
+        for v in range(s.num_views):
+            prov = {**base, "view": s.view(v), "frames_fingerprint": frames_meta[v]["fingerprint"]}
+            path = plan.store_path(plan.view_name(name, v))
+            _fresh(path, "teacher", {
+                "tokens": ((n, length, dim), "float16", False),
+                "pooled": ((n, dim), "float16", False),
+                "valid": ((n,), "bool", True),
+            }, plan, prov)
+            group = zarr.open_group(str(path), mode="r+")
+            if params is not None:
+                projection.save(group, params)
+            out[plan.view_name(name, v)] = store_meta(group)["fingerprint"]
     return out
+
+
+def _fit_projection(plan: CachePlan, name: str, tcfg: dict, table, prov: dict):
+    """Fit the PCA on the teacher's tokens of an evenly spaced sample of clips."""
+    import hashlib
+    import math
+    import shutil
+
+    from jepa_pipe.video import DecodePool
+
+    cfg = tcfg["projection"]
+    length, d = int(np.prod(prov["token_grid"])), prov["dim"]
+    rows = projection.sample_rows(table.num_rows,
+                                  math.ceil(cfg.get("sample_tokens", 200_000) / length))
+    paths = [str(plan.root / p) for p in table.column("path").to_pylist()]
+    teacher = _load(tcfg, plan.device)
+    scratch = plan.cache_dir / ".pca" / f"{name}.zarr"
+    spill = projection.spill(scratch, d, block_rows=max(4096, length * 8))
+    batch, clips_used = tcfg.get("batch_size", 8), 0
+    with DecodePool(plan.sampling, plan.workers, plan.timeout_s) as pool:
+        done = {k: r for k, r, _ in pool.imap_unordered((int(r), paths[r]) for r in rows)}
+    clips = [done[int(r)]["frames"][0] for r in rows if done[int(r)] is not None]
+    for i in range(0, len(clips), batch):
+        tokens, _ = teacher.encode(np.stack(clips[i:i + batch]))  # [B, L, D]
+        spill.append(tokens.reshape(-1, d))
+        clips_used += len(tokens)
+    if clips_used == 0:
+        raise CacheError(f"{plan.dataset}: no sample clip decoded to fit {name}'s projection")
+    params = projection.fit_pca(spill, cfg["dim"])
+    shutil.rmtree(scratch.parent, ignore_errors=True)
+    digest = hashlib.sha256(params["mean"].tobytes() + params["components"].tobytes())
+    info = {"method": cfg.get("method", "pca"), "dim": cfg["dim"], "input_dim": d,
+            "sample_clips": clips_used, "sample_tokens": int(spill.shape[0]),
+            "explained_variance": round(float(params["explained"].sum()), 6),
+            "params_sha256": digest.hexdigest()}
+    log.info("%s: %s projection %d -> %d fitted on %d tokens (%.1f%% of variance)",
+             plan.dataset, name, d, cfg["dim"], info["sample_tokens"],
+             100 * info["explained_variance"])
+    return params, info
 
 
 def _decode_stream(plan: CachePlan, paths: list[str], shards: list[int], rows: int,
@@ -214,27 +276,27 @@ def build_part(plan: CachePlan, part: int, parts: int) -> dict:
     rows = table.num_rows
     clip_ids = table.column("clip_id").to_pylist()
     paths = [str(plan.root / p) for p in table.column("path").to_pylist()]
-    frames = zarr.open_group(str(plan.frames_path), mode="r+")
-    stores = {name: zarr.open_group(str(plan.store_path(name)), mode="r+")
-              for name in plan.teachers}
+    names = plan.store_names()
+    groups = {name: zarr.open_group(str(plan.store_path(name)), mode="r+") for name in names}
+    owned = shards_of_part(part, parts, rows, plan.shard_size)
     todo = []
-    for shard in shards_of_part(part, parts, rows, plan.shard_size):
-        need = [n for n in ["frames", *stores]
-                if not shard_marker(plan.store_path(n), shard).is_file()]
+    for shard in owned:
+        need = [n for n in names if not shard_marker(plan.store_path(n), shard).is_file()]
         if need:
             todo.append((shard, need))
-    owned = shards_of_part(part, parts, rows, plan.shard_size)
     report = {"part": part, "parts": parts, "shards_owned": owned,
-              "built": {n: [s for s, need in todo if n in need] for n in ["frames", *stores]}}
+              "built": {n: [s for s, need in todo if n in need] for n in names}}
     if not todo:
         return report
     if plan.device == "cpu":
         import torch
 
         torch.set_num_threads(inference_threads(plan))
+    views = range(plan.sampling.num_views)
     teachers = {name: _load(cfg, plan.device) for name, cfg in plan.teachers.items()
-                if any(name in need for _, need in todo)}
-    decode_shards = [s for s, need in todo if "frames" in need]
+                if any(plan.view_name(name, v) in need for _, need in todo for v in views)}
+    projections = {name: projection.load(groups[name]) for name in plan.teachers}
+    decode_shards = [s for s, need in todo if any(n.startswith("frames") for n in need)]
     decoded: queue.Queue = queue.Queue(maxsize=2)
     if decode_shards:
         threading.Thread(target=_decode_stream, daemon=True,
@@ -242,8 +304,8 @@ def build_part(plan: CachePlan, part: int, parts: int) -> dict:
     timing = Counter()
     writer = ShardWriter()
     try:
-        steady = _build_shards(plan, part, parts, todo, rows, clip_ids, frames, stores,
-                               teachers, decoded, writer, timing)
+        steady = _build_shards(plan, part, parts, todo, rows, clip_ids, groups, teachers,
+                               decoded, writer, timing, projections)
     finally:
         writer.close()
     timing["write_s"] = writer.seconds
@@ -298,13 +360,15 @@ class ShardWriter:
         self.thread.join()
 
 
-def _build_shards(plan, part, parts, todo, rows, clip_ids, frames, stores, teachers, decoded,
-                  writer: ShardWriter, timing: Counter) -> dict:
+def _build_shards(plan, part, parts, todo, rows, clip_ids, groups, teachers, decoded,
+                  writer: ShardWriter, timing: Counter, projections: dict) -> dict:
     steady_start, steady_rows = None, 0
+    views = range(plan.sampling.num_views)
     for shard, need in todo:
         rng = shard_rows(shard, rows, plan.shard_size)
         sl = slice(rng.start, rng.stop)
-        if "frames" in need:
+        view_clips, failures = {}, []
+        if any(n.startswith("frames") for n in need):
             t0 = time.perf_counter()
             item = decoded.get()
             timing["wait_decode_s"] += time.perf_counter() - t0
@@ -312,30 +376,42 @@ def _build_shards(plan, part, parts, todo, rows, clip_ids, frames, stores, teach
                 raise item
             got_shard, results = item
             assert got_shard == shard
-            clips, indices, valid, failures = _assemble(plan, rng, results, clip_ids)
+            per_view, valid, failures = _assemble(plan, rng, results, clip_ids)
             backends = Counter(r["backend"] for r, _ in results.values() if r is not None)
-            writer.submit([(frames["frames"], clips), (frames["indices"], indices),
-                           (frames["valid"], valid)], shard, shard_marker(plan.frames_path, shard),
-                          {"shard": shard, "rows": [rng.start, rng.stop],
-                           "valid": int(valid.sum()), "failures": failures,
-                           "decoded_with": dict(sorted(backends.items()))})
-        else:
-            clips, valid = frames["frames"][sl], frames["valid"][sl]
-            failures = []
+            for v in views:
+                clips, indices, boxes = per_view[v]
+                view_clips[v] = (clips, valid)
+                name = plan.view_name("frames", v)
+                if name not in need:
+                    continue
+                group = groups[name]
+                writer.submit([(group["frames"], clips), (group["indices"], indices),
+                               (group["crop_box"], boxes), (group["valid"], valid)], shard,
+                              shard_marker(plan.store_path(name), shard),
+                              {"shard": shard, "rows": [rng.start, rng.stop],
+                               "valid": int(valid.sum()), "failures": failures,
+                               "decoded_with": dict(sorted(backends.items()))})
         for name, teacher in teachers.items():
-            if name not in need:
-                continue
-            t0 = time.perf_counter()
-            tokens, pooled, tvalid, tfail = _run_teacher(teacher, plan.teachers[name], clips,
-                                                         valid, rng, clip_ids, name)
-            timing[f"teacher_{name}_s"] += time.perf_counter() - t0
-            store = stores[name]
-            upstream = [dict(f, store=name) for f in failures]
-            writer.submit([(store["tokens"], tokens), (store["pooled"], pooled),
-                           (store["valid"], tvalid)], shard,
-                          shard_marker(plan.store_path(name), shard),
-                          {"shard": shard, "rows": [rng.start, rng.stop],
-                           "valid": int(tvalid.sum()), "failures": upstream + tfail})
+            for v in views:
+                store_name = plan.view_name(name, v)
+                if store_name not in need:
+                    continue
+                if v not in view_clips:  # decoded in an earlier run: read it back
+                    frames = groups[plan.view_name("frames", v)]
+                    view_clips[v] = (frames["frames"][sl], frames["valid"][sl])
+                clips, valid = view_clips[v]
+                t0 = time.perf_counter()
+                tokens, pooled, tvalid, tfail = _run_teacher(
+                    teacher, plan.teachers[name], clips, valid, rng, clip_ids, store_name,
+                    projections[name])
+                timing[f"teacher_{name}_s"] += time.perf_counter() - t0
+                group = groups[store_name]
+                upstream = [dict(f, store=store_name) for f in failures]
+                writer.submit([(group["tokens"], tokens), (group["pooled"], pooled),
+                               (group["valid"], tvalid)], shard,
+                              shard_marker(plan.store_path(store_name), shard),
+                              {"shard": shard, "rows": [rng.start, rng.stop],
+                               "valid": int(tvalid.sum()), "failures": upstream + tfail})
         log.info("%s part %d/%d: shard %d done (%s)", plan.dataset, part, parts, shard,
                  ", ".join(need))
         if steady_start is None:
@@ -347,29 +423,35 @@ def _build_shards(plan, part, parts, todo, rows, clip_ids, frames, stores, teach
 
 
 def _assemble(plan: CachePlan, rng: range, results: dict, clip_ids: list[str]):
+    """Per view v: (clips [n, T, S, S, 3], indices [n, T], boxes [n, 4]); valid [n]; failures.
+    A row that failed to decode is invalid in every view."""
     s = plan.sampling
-    n = len(rng)
-    clips = np.zeros((n, s.frames_per_clip, s.size, s.size, 3), np.uint8)
-    indices = np.full((n, s.frames_per_clip), -1, np.int64)
+    n, nv = len(rng), s.num_views
+    clips = np.zeros((nv, n, s.frames_per_clip, s.size, s.size, 3), np.uint8)
+    indices = np.full((nv, n, s.frames_per_clip), -1, np.int64)
+    boxes = np.zeros((nv, n, 4), np.int64)
     valid = np.zeros(n, bool)
     failures = []
     for i, row in enumerate(rng):
         result, error = results[row]
-        if result is not None and result["frames"].shape[1:] != clips.shape[1:]:
-            error, result = f"decoded shape {result['frames'].shape[1:]} != {clips.shape[1:]}", None
+        if result is not None and result["frames"].shape != (nv, *clips.shape[2:]):
+            shape = (nv, *clips.shape[2:])
+            error, result = f"decoded shape {result['frames'].shape} != {shape}", None
         if result is None:
             failures.append({"row": row, "clip_id": clip_ids[row], "store": "frames",
                              "reason": error})
             continue
-        clips[i], indices[i], valid[i] = result["frames"][0], result["indices"][0], True
-    return clips, indices, valid, failures
+        clips[:, i], indices[:, i], boxes[:, i] = (result["frames"], result["indices"],
+                                                   result["boxes"])
+        valid[i] = True
+    return [(clips[v], indices[v], boxes[v]) for v in range(nv)], valid, failures
 
 
 def _run_teacher(teacher, tcfg: dict, clips: np.ndarray, valid: np.ndarray, rng: range,
-                 clip_ids: list[str], name: str):
+                 clip_ids: list[str], name: str, proj: dict | None = None):
     n = len(rng)
     batch = tcfg.get("batch_size", 8)
-    dim = teacher.hidden_size
+    dim = teacher.hidden_size if proj is None else proj["components"].shape[1]
     grid = teacher.token_grid(clips.shape[1], clips.shape[2])
     tokens = np.zeros((n, int(np.prod(grid)), dim), np.float16)
     pooled = np.zeros((n, dim), np.float16)
@@ -378,7 +460,10 @@ def _run_teacher(teacher, tcfg: dict, clips: np.ndarray, valid: np.ndarray, rng:
     todo = np.nonzero(valid)[0]
     for start in range(0, len(todo), batch):
         idx = todo[start:start + batch]
-        tok, pool = teacher.encode(clips[idx])
+        tok, pool = teacher.encode(clips[idx])  # [B, L, D], [B, D]
+        if proj is not None:  # [B, L, D] -> [B, L, dim]; pooled stays the mean of tokens
+            tok = projection.project(tok, proj["mean"], proj["components"])
+            pool = tok.mean(axis=1)
         finite = np.isfinite(tok).reshape(len(idx), -1).all(1) & np.isfinite(pool).all(1)
         for i, good in zip(idx, finite, strict=True):
             if not good:

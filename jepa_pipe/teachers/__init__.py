@@ -145,7 +145,10 @@ class VisionTeacher(Teacher):
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
     def token_grid(self, frames: int, size: int) -> tuple[int, int, int]:
-        raise NotImplementedError
+        """(T', H', W') for a clip: tubelets of `tubelet_size` frames, `patch_size` pixels."""
+        c = self.config
+        tubelet = getattr(c, "tubelet_size", 1)
+        return frames // tubelet, size // c.patch_size, size // c.patch_size
 
     def check_input(self, frames: int, size: int) -> None:
         """Raise naming both values when a clip does not fit the model."""

@@ -24,9 +24,5 @@ class VideoMAETeacher(VisionTeacher):
                 f"the clips have {frames} frames of {size}px"
             )
 
-    def token_grid(self, frames: int, size: int) -> tuple[int, int, int]:
-        c = self.config
-        return frames // c.tubelet_size, size // c.patch_size, size // c.patch_size
-
     def forward_tokens(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.model(pixel_values=pixels).last_hidden_state

@@ -23,10 +23,6 @@ class ViTTeacher(VisionTeacher):
                 f"{self.config.patch_size}; got {frames} frames of {size}px"
             )
 
-    def token_grid(self, frames: int, size: int) -> tuple[int, int, int]:
-        p = self.config.patch_size
-        return 1, size // p, size // p
-
     def forward_tokens(self, pixels: torch.Tensor) -> torch.Tensor:
         out = self.model(pixel_values=pixels[:, 0], interpolate_pos_encoding=True)
         return out.last_hidden_state[:, 1:]  # drop CLS

@@ -22,9 +22,5 @@ class VJEPA2Teacher(VisionTeacher):
                 f"{c.patch_size}; the clips have {frames} frames of {size}px"
             )
 
-    def token_grid(self, frames: int, size: int) -> tuple[int, int, int]:
-        c = self.config
-        return frames // c.tubelet_size, size // c.patch_size, size // c.patch_size
-
     def forward_tokens(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.model.get_vision_features(pixels)

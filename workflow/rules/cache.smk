@@ -7,7 +7,7 @@ wildcard_constraints:
     part=r"\d+",
     parts=r"\d+",
     teacher="|".join(TEACHERS) or "NONE",
-    store="|".join(["frames", *{t for d in DATASETS for t in video_teachers(d)}]),
+    store="|".join(sorted({re.escape(s) for d in DATASETS for s in cache_stores(d)})) or "NONE",
     text_store="|".join({text_teacher(d) for d in DATASETS if text_teacher(d)}) or "NONE",
 
 

@@ -1,6 +1,7 @@
 # Helpers shared by every rules file: the validated config, output paths, and the command
 # that rules run. No rules here.
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -90,11 +91,17 @@ def cache_parts(dataset):
     return [f"{CACHE}/{dataset}/.parts/{j}-of-{n}.json" for j in range(n)]
 
 
+def cache_stores(dataset):
+    """frames and every video teacher, per view (view v > 0 is `<store>.v<v>`)."""
+    from jepa_pipe.cache.build import plan_from_config
+
+    return plan_from_config(config, dataset).store_names() if video_teachers(dataset) else []
+
+
 def all_cache_summaries():
     out = []
     for d in DATASETS:
-        if video_teachers(d):
-            out += [f"{CACHE}/{d}/{s}.summary.json" for s in ["frames", *video_teachers(d)]]
+        out += [f"{CACHE}/{d}/{s}.summary.json" for s in cache_stores(d)]
         if text_teacher(d):
             out.append(f"{CACHE}/{d}/{text_teacher(d)}.summary.json")
     return out
