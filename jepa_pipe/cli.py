@@ -146,6 +146,16 @@ def _bench(args: argparse.Namespace) -> int:
             rel = read_manifest(plan.manifest).column("path").to_pylist()[: args.limit]
             paths, sampling = [str(plan.root / p) for p in rel], plan.sampling
         result = bench.bench_decode(paths, sampling, rounds=args.rounds)
+    elif args.what == "loader":
+        from jepa_pipe.cache.loader import Field
+
+        plan = _plan(args)
+        teacher = args.teacher or next(iter(plan.teachers))
+        fields = [
+            Field("frames", plan.store_path("frames"), "frames"),
+            Field("tokens", plan.store_path(teacher), "tokens"),
+        ]
+        result = bench.bench_loader(fields, batch_size=args.batch_size, rounds=args.rounds)
     else:
         result = bench.bench_cache(_config(args), args.dataset, limit=args.limit)
     print(json.dumps(result))
@@ -230,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser("bench", help="decode / cache throughput as one JSON object")
-    p.add_argument("what", choices=["decode", "cache"])
+    p.add_argument("what", choices=["decode", "cache", "loader"])
     p.add_argument("--config", type=Path, help="workflow config (manifests must exist)")
     p.add_argument("--dataset")
     p.add_argument("--videos", help="decode: a glob of video files instead of a dataset")
@@ -239,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--limit", type=int, default=64, help="clips to use")
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--teacher", help="loader: the teacher store (default: the first)")
+    p.add_argument("--batch-size", type=int, default=8, help="loader: rows per batch")
     p.set_defaults(func=_bench)
 
     p = sub.add_parser("datasets", help="list the dataset readers, their splits and layouts")
