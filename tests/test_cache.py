@@ -392,7 +392,7 @@ def test_cache_verb_without_snakemake(tmp_path, small_ucf, tiny_videomae):
 def test_shard_encoder_writes_the_bytes_zarr_writes(tmp_path):
     """write_shard must be indistinguishable from zarr's own writer: empty chunks, a partial
     last shard, shard-chunked small arrays, bool / int64 / float16 / zstd-compressed uint8."""
-    from jepa_pipe.cache.shards import write_shard
+    from jepa_pipe.cache.shards import ShardReadError, read_shard, write_shard
 
     rng = np.random.default_rng(0)
     n, size = 10, 4
@@ -428,6 +428,14 @@ def test_shard_encoder_writes_the_bytes_zarr_writes(tmp_path):
     back = zarr.open_group(str(tmp_path / "b.zarr"), mode="r")
     for name in arrays:
         assert np.array_equal(back[name][:], data[name])
+        read = np.concatenate([read_shard(back[name], k) for k in range(3)])
+        assert np.array_equal(read, data[name])  # our reader agrees with zarr's
+    shard = tmp_path / "b.zarr" / "tokens" / "c" / "1" / "0" / "0"
+    raw = bytearray(shard.read_bytes())
+    raw[5] ^= 0xFF
+    shard.write_bytes(bytes(raw))
+    with pytest.raises(ShardReadError, match=r"c/1/0/0: chunk 0 checksum does not match"):
+        read_shard(back["tokens"], 1)
 
 
 def test_bench_commands_print_their_figures(clean):

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from jepa_pipe.cache.shards import read_shard
 from jepa_pipe.cache.store import CacheError, open_store, store_meta
 
 
@@ -65,6 +66,14 @@ class CacheBatches(IterableDataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    @staticmethod
+    def _read(array, sl: slice) -> np.ndarray:
+        """A block: one shard file read when the block is a whole shard, else through zarr."""
+        rows = array.shards[0] if array.shards else None
+        if rows and sl.start % rows == 0 and sl.stop - sl.start <= rows:
+            return read_shard(array, sl.start // rows)[: sl.stop - sl.start]
+        return array[sl]
+
     def _arrays(self):
         import zarr
 
@@ -84,7 +93,7 @@ class CacheBatches(IterableDataset):
                 sl = slice(start, min(start + self.block_rows, len(self.valid)))
                 keep = self.valid[sl]
                 for name, array in arrays.items():
-                    buffer[name].append(array[sl][keep])  # one contiguous read per block
+                    buffer[name].append(self._read(array, sl)[keep])  # contiguous
                 buffer["row"].append(np.arange(sl.start, sl.stop)[keep])
             merged = {k: np.concatenate(v) for k, v in buffer.items()}
             perm = rng.permutation(len(merged["row"]))

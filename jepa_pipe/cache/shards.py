@@ -96,3 +96,43 @@ def write_shard(array: zarr.Array, shard: int, data: np.ndarray) -> None:
             f.write(part)
         f.write(idx + _crc(idx))
     os.replace(tmp, path)  # a killed job never leaves a torn shard
+
+
+class ShardReadError(ValueError):
+    """A shard whose checksums do not match: names the file and the chunk."""
+
+
+def read_shard(array: zarr.Array, shard: int) -> np.ndarray:
+    """Rows [shard * shard_rows, ...) of `array` in one file read, checksums verified; the
+    inverse of write_shard (any other layout is read through zarr)."""
+    layout = _layout(array)
+    if layout is None:
+        rows = array.shards[0]
+        return array[shard * rows:(shard + 1) * rows]
+    rows, chunk_rows, n = layout["shard_rows"], layout["chunk_rows"], array.shape[0]
+    start, stop = shard * rows, min(n, (shard + 1) * rows)
+    dtype = array.dtype.newbyteorder("<") if array.dtype.itemsize > 1 else array.dtype
+    out = np.zeros((stop - start, *array.shape[1:]), dtype)
+    key = "/".join(["c", str(shard)] + ["0"] * (array.ndim - 1))
+    path = Path(array.store.root) / array.path / key
+    if not path.is_file():
+        return out  # never written: all fill value
+    blob = path.read_bytes()
+    n_chunks = rows // chunk_rows
+    index_bytes = blob[-(16 * n_chunks + 4):]
+    if _crc(index_bytes[:-4]) != index_bytes[-4:]:
+        raise ShardReadError(f"{path}: shard index checksum does not match")
+    index = np.frombuffer(index_bytes[:-4], dtype="<u8").reshape(n_chunks, 2)
+    chunk_shape = (chunk_rows, *array.shape[1:])
+    for i, (offset, size) in enumerate(index):
+        if offset == EMPTY or i * chunk_rows >= stop - start:
+            continue
+        raw = blob[offset:offset + size]
+        if _crc(raw[:-4]) != raw[-4:]:
+            raise ShardReadError(f"{path}: chunk {i} checksum does not match")
+        data = raw[:-4] if layout["zstd"] is None else layout["zstd"].decode(raw[:-4])
+        chunk = np.frombuffer(data, dtype=dtype).reshape(chunk_shape)
+        r0 = i * chunk_rows
+        take = min(chunk_rows, stop - start - r0)
+        out[r0:r0 + take] = chunk[:take]
+    return out
