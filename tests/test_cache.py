@@ -267,7 +267,7 @@ def test_sigkill_mid_build_then_resume_is_byte_identical(tmp_path, clean, small_
         plan = plan_in(work)
         init_stores(plan)
     proc = jepa(work, "cache-part", "--part", "0", "--parts", "1")
-    first = shard_marker(work / plan.frames_path, 0)
+    first = shard_marker(work / plan.store_path("frames"), 0)
     deadline = time.monotonic() + 120
     while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -277,7 +277,7 @@ def test_sigkill_mid_build_then_resume_is_byte_identical(tmp_path, clean, small_
     assert first.name in done_before and len(done_before) < 14  # 7 shards x 2 stores
     with inside(work):
         report = build_part(plan, 0, 1)
-        for store in (plan.frames_path, plan.store_path("videomae_tiny")):
+        for store in (plan.store_path("frames"), plan.store_path("videomae_tiny")):
             finalize_store(store, plan.manifest)
     assert 0 not in report["built"]["frames"]  # finished shards are not redone
     assert len(report["built"]["frames"]) < len(report["shards_owned"])
@@ -293,7 +293,7 @@ def test_two_parts_in_parallel_lose_no_row(tmp_path, clean, small_ucf, tiny_vide
     for p in procs:
         assert p.wait(timeout=300) == 0, p.stderr.read().decode()[-2000:]
     with inside(work):
-        for store in (plan.frames_path, plan.store_path("videomae_tiny")):
+        for store in (plan.store_path("frames"), plan.store_path("videomae_tiny")):
             finalize_store(store, plan.manifest)
     assert tree(work) == tree(clean)
 

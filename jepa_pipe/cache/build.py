@@ -63,10 +63,6 @@ class CachePlan:
     timeout_s: float = 60.0
     device: str = "cpu"
 
-    @property
-    def frames_path(self) -> Path:
-        return self.cache_dir / "frames.zarr"
-
     def store_path(self, name: str) -> Path:
         return self.cache_dir / f"{name}.zarr"
 
@@ -129,18 +125,23 @@ def _load(tcfg: dict, device: str, weights_too: bool = True):
     return load_teacher(tcfg["kind"], tcfg["weights"], opts, weights_too=weights_too)
 
 
-def _teacher_provenance(name: str, tcfg: dict, teacher, frames_meta: dict) -> dict:
+def _teacher_identity(name: str, tcfg: dict, teacher) -> dict:
+    """What every store a teacher wrote records about it (video and text stores alike)."""
     from jepa_pipe.teachers import resolve_weights, weights_hash
 
-    s = frames_meta["sampling"]
     return {"teacher": name, "teacher_kind": tcfg["kind"], "weights": tcfg["weights"],
             "weights_sha256": weights_hash(resolve_weights(tcfg["weights"])),
+            "dtype": "float16", "libraries": library_versions(), **teacher.provenance()}
+
+
+def _teacher_provenance(name: str, tcfg: dict, teacher, frames_meta: dict) -> dict:
+    s = frames_meta["sampling"]
+    return {**_teacher_identity(name, tcfg, teacher),
             "revision": tcfg.get("revision"), "compute_dtype": teacher.opts.dtype,
-            "dtype": "float16", "projection": None,
+            "projection": None,
             "token_grid": list(teacher.token_grid(s["frames_per_clip"], s["size"])),
             "dim": teacher.hidden_size, "frames_fingerprint": frames_meta["fingerprint"],
-            "manifest_sha256": frames_meta["manifest_sha256"],
-            "libraries": library_versions(), **teacher.provenance()}
+            "manifest_sha256": frames_meta["manifest_sha256"]}
 
 
 def _existing(path: Path, provenance_keys: dict) -> bool:
@@ -173,9 +174,10 @@ def init_stores(plan: CachePlan) -> dict:
     table = read_manifest(plan.manifest)
     n, s = table.num_rows, plan.sampling
     t, size = s.frames_per_clip, s.size
+    manifest_sha256 = file_sha256(plan.manifest)
     out, frames_meta = {}, {}
     for v in range(s.num_views):
-        prov = {"dataset": plan.dataset, "manifest_sha256": file_sha256(plan.manifest),
+        prov = {"dataset": plan.dataset, "manifest_sha256": manifest_sha256,
                 "sampling": s.as_dict(), "view": s.view(v),
                 "resize": "short side bilinear antialias",
                 "decoders": {"decord": decord.__version__, "av": av.__version__}}
@@ -507,13 +509,8 @@ def build_text_store(plan: CachePlan) -> dict:
     batch = tcfg.get("batch_size", 64)
     parts = [teacher.encode(texts[i:i + batch]) for i in range(0, len(texts), batch)]
     out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    from jepa_pipe.teachers import resolve_weights, weights_hash
-
-    prov = {"dataset": plan.dataset, "teacher": name, "teacher_kind": tcfg["kind"],
-            "weights": tcfg["weights"], "weights_sha256": weights_hash(resolve_weights(
-                tcfg["weights"])), "dim": int(out["text"].shape[1]), "dtype": "float16",
-            "manifest_sha256": file_sha256(plan.manifest), "libraries": library_versions(),
-            **teacher.provenance()}
+    prov = {"dataset": plan.dataset, **_teacher_identity(name, tcfg, teacher),
+            "dim": int(out["text"].shape[1]), "manifest_sha256": file_sha256(plan.manifest)}
     m = len(texts)
     arrays = {"text": ((m, out["text"].shape[1]), "float16", False),
               "text_row": ((m,), "int64", True)}

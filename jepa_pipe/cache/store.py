@@ -180,7 +180,8 @@ def verify_store(path: str | os.PathLike) -> dict:
         if meta["kind"] != "text" and not marker.is_file():
             raise CacheError(f"cache {path}: shard {shard} was never finished "
                              f"(no {marker.name}); rerun the cache part that owns it")
-        sl = slice(shard * size, min(rows, (shard + 1) * size))
+        rng = shard_rows(shard, rows, size)
+        sl = slice(rng.start, rng.stop)
         try:
             data = {name: group[name][sl] for name in row_arrays}
         except Exception as e:  # checksum or codec failure: name the shard
