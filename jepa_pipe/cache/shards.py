@@ -50,6 +50,17 @@ def _layout(array: zarr.Array) -> dict | None:
             if zstd else None}
 
 
+def _shard_file(array: zarr.Array, shard: int) -> Path:
+    """The file of shard `shard` (default chunk keys, '/' separator: see _layout)."""
+    key = "/".join(["c", str(shard)] + ["0"] * (array.ndim - 1))
+    return Path(array.store.root) / array.path / key
+
+
+def _stored_dtype(array: zarr.Array) -> np.dtype:
+    """The `bytes` codec stores little-endian."""
+    return array.dtype.newbyteorder("<") if array.dtype.itemsize > 1 else array.dtype
+
+
 def write_shard(array: zarr.Array, shard: int, data: np.ndarray) -> None:
     """Write rows [shard * shard_rows, ...) of `array` (the whole shard) from `data`."""
     layout = _layout(array)
@@ -62,7 +73,7 @@ def write_shard(array: zarr.Array, shard: int, data: np.ndarray) -> None:
     if len(data) != stop - start:
         raise ValueError(f"shard {shard} of {array.path} holds {stop - start} rows, "
                          f"got {len(data)}")
-    dtype = array.dtype.newbyteorder("<") if array.dtype.itemsize > 1 else array.dtype
+    dtype = _stored_dtype(array)
     data = np.ascontiguousarray(data, dtype=dtype)
     index = np.full((rows // chunk_rows, 2), EMPTY, dtype="<u8")
     parts, offset = [], 0
@@ -83,8 +94,7 @@ def write_shard(array: zarr.Array, shard: int, data: np.ndarray) -> None:
         index[i] = (offset, len(raw))
         offset += len(raw)
         parts.append(raw)
-    key = "/".join(["c", str(shard)] + ["0"] * (array.ndim - 1))
-    path = Path(array.store.root) / array.path / key
+    path = _shard_file(array, shard)
     if not parts:  # an all-empty shard is not stored
         path.unlink(missing_ok=True)
         return
@@ -111,10 +121,9 @@ def read_shard(array: zarr.Array, shard: int) -> np.ndarray:
         return array[shard * rows:(shard + 1) * rows]
     rows, chunk_rows, n = layout["shard_rows"], layout["chunk_rows"], array.shape[0]
     start, stop = shard * rows, min(n, (shard + 1) * rows)
-    dtype = array.dtype.newbyteorder("<") if array.dtype.itemsize > 1 else array.dtype
+    dtype = _stored_dtype(array)
     out = np.zeros((stop - start, *array.shape[1:]), dtype)
-    key = "/".join(["c", str(shard)] + ["0"] * (array.ndim - 1))
-    path = Path(array.store.root) / array.path / key
+    path = _shard_file(array, shard)
     if not path.is_file():
         return out  # never written: all fill value
     blob = path.read_bytes()
