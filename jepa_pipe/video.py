@@ -107,12 +107,15 @@ def _decord_frames(path: str, s: ClipSampling) -> tuple[np.ndarray, np.ndarray, 
 def _pyav_frames(path: str, s: ClipSampling) -> tuple[np.ndarray, np.ndarray, float, int]:
     with av.open(path) as container:
         stream = container.streams.video[0]
-        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+        # the frame count is known only after decoding; keep the decoded (YUV) frames and
+        # convert to RGB only those the sampler picks
+        decoded = list(container.decode(stream))
         fps = float(stream.average_rate or stream.guessed_rate or 25)
     if not decoded:
         raise DecodeError("no video frames decoded")
     idx = clip_indices(len(decoded), fps, s)
-    return np.stack([decoded[i] for i in idx.reshape(-1)]), idx, fps, len(decoded)
+    picked = {i: decoded[i].to_ndarray(format="rgb24") for i in np.unique(idx)}
+    return np.stack([picked[i] for i in idx.reshape(-1)]), idx, fps, len(decoded)
 
 
 def decode_clip(path: str, s: ClipSampling, backend: Backend = "auto") -> dict:
