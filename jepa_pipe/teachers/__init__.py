@@ -102,6 +102,7 @@ class Teacher:
     model_class: str
     config_class: str
     model_kwargs: ClassVar[dict] = {}
+    tokenizer_class: ClassVar[str | None] = None
 
     def __init__(self, config, opts: LoadOptions, model=None, tokenizer=None):
         self.config, self.opts, self.model, self.tokenizer = config, opts, model, tokenizer
@@ -128,8 +129,8 @@ class Teacher:
             path, **kw, **cls.model_kwargs
         )
         tokenizer = None
-        if issubclass(cls, TextTeacher):
-            tokenizer = transformers.AutoTokenizer.from_pretrained(path, **kw)
+        if cls.tokenizer_class:
+            tokenizer = getattr(transformers, cls.tokenizer_class).from_pretrained(path, **kw)
         return cls(model.config, opts, model, tokenizer)
 
     @property
@@ -183,6 +184,7 @@ class TextTeacher(Teacher):
     """Maps texts to sentence embeddings [M, D] (and, token-level, token embeddings)."""
 
     config_class = "AutoConfig"
+    tokenizer_class = "AutoTokenizer"
     token_level: bool = False
     default_max_length: int = 64
 
