@@ -78,10 +78,15 @@ class CachePlan:
         return [self.view_name(s, v) for s in ["frames", *self.teachers] for v in views]
 
 
+def tiny_checkpoint(cache_root: str, name: str) -> str:
+    """Where the tiny_teacher rule writes teacher `name`'s random checkpoint."""
+    return str(Path(cache_root) / "teachers" / name)
+
+
 def teacher_weights(cfg: dict, name: str) -> str:
     """``weights: tiny`` is the demo's random checkpoint written by the tiny_teacher rule."""
     weights = cfg["teachers"][name]["weights"]
-    return str(Path(cfg["paths"]["cache"]) / "teachers" / name) if weights == "tiny" else weights
+    return tiny_checkpoint(cfg["paths"]["cache"], name) if weights == "tiny" else weights
 
 
 def plan_from_config(cfg: dict, dataset: str) -> CachePlan:

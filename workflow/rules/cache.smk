@@ -18,7 +18,7 @@ rule cache:
 
 rule tiny_teacher:
     output:
-        directory(f"{CACHE}/teachers/{{teacher}}"),
+        directory(tiny_checkpoint(CACHE, "{teacher}")),
     params:
         kind=lambda wc: TEACHERS[wc.teacher]["kind"],
     log:

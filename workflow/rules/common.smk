@@ -8,6 +8,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
+from jepa_pipe.cache.build import plan_from_config, teacher_weights, tiny_checkpoint
 from jepa_pipe.config import ConfigError, validate_config
 
 try:
@@ -83,7 +84,8 @@ def text_teacher(dataset):
 
 
 def tiny_teacher_dirs(names):
-    return [f"{CACHE}/teachers/{t}" for t in names if TEACHERS[t]["weights"] == "tiny"]
+    """Checkpoints the tiny_teacher rule writes, where the cache stage will load them."""
+    return [teacher_weights(config, t) for t in names if TEACHERS[t]["weights"] == "tiny"]
 
 
 def cache_parts(dataset):
@@ -93,8 +95,6 @@ def cache_parts(dataset):
 
 def cache_stores(dataset):
     """frames and every video teacher, per view (view v > 0 is `<store>.v<v>`)."""
-    from jepa_pipe.cache.build import plan_from_config
-
     return plan_from_config(config, dataset).store_names() if video_teachers(dataset) else []
 
 
