@@ -3,6 +3,7 @@
 #   snakemake --cores N            the whole DAG of the config (default: the embedded demo)
 #   snakemake --cores N manifests  demo data (if configured) and one manifest per dataset
 #   snakemake --cores N cache      frames, teacher and text caches
+#   snakemake --cores N train      every experiment's student, from the caches only
 
 # The demo config is the default; `--configfile RECIPE` replaces it instead of merging into it.
 if not workflow.overwrite_configfiles:
@@ -13,6 +14,7 @@ if not workflow.overwrite_configfiles:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/cache.smk"
+include: "workflow/rules/train.smk"
 
 
 rule all:

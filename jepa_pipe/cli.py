@@ -130,6 +130,16 @@ def _cache_all(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from jepa_pipe.train.loop import train
+
+    summary = train(
+        _config(args), args.experiment, until_step=args.until_step, progress=not args.no_progress
+    )
+    print(json.dumps(summary))
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     from jepa_pipe import bench
 
@@ -238,6 +248,22 @@ def build_parser() -> argparse.ArgumentParser:
     cache_verb(
         "cache", "init, every part, finalize and text, in one process", _cache_all, out=False
     )
+
+    p = sub.add_parser(
+        "train",
+        help="train an experiment's student from the caches (resumes from its last checkpoint)",
+        description="Cache-only training: reads the frames and teacher stores, never a teacher. "
+        "Run under `torchrun --nproc_per_node N` for DDP.",
+    )
+    p.add_argument("--config", type=Path, required=True, help="workflow config (YAML)")
+    p.add_argument("--experiment", required=True, help="a name under `experiments:`")
+    p.add_argument(
+        "--until-step",
+        type=int,
+        help="stop after this step (checkpointed), as a preemptible job; rerun to continue",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+    p.set_defaults(func=_train)
 
     p = sub.add_parser("bench", help="decode / cache throughput as one JSON object")
     p.add_argument("what", choices=["decode", "cache", "loader"])

@@ -131,10 +131,13 @@ def multiblock(
     return out
 
 
-def make_masks(masking: dict, grid: Grid, batch: int, seed: int, step: int) -> list[Masks]:
-    """Masks for one training step from a config's `masking` section. Seeded by (seed, step),
-    so a resumed run draws exactly the masks an uninterrupted one would."""
-    rng = np.random.default_rng([seed, step])
+def make_masks(
+    masking: dict, grid: Grid, batch: int, seed: int, step: int, rank: int = 0
+) -> list[Masks]:
+    """Masks for one training step from a config's `masking` section. Seeded by (seed, step,
+    rank), so a resumed run draws exactly the masks an uninterrupted one would, and DDP ranks
+    draw different ones."""
+    rng = np.random.default_rng([seed, step, rank])
     kind = masking["kind"]
     ratio = masking.get("ratio", 0.9)
     if kind == "tube":

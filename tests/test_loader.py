@@ -93,3 +93,48 @@ def test_bench_loader_reports_both_rates(stores):
     result = bench_loader(stores, batch_size=4, rounds=1)
     assert result["rows"] == 44  # 47 valid rows, whole batches of 4
     assert result["loader_rows_per_s"] > 0 and result["memmap_gather_rows_per_s"] > 0
+
+
+def test_resuming_at_batch_k_yields_the_rest_of_the_epoch(stores):
+    for workers in (0, 2):
+        ds = CacheBatches(stores, batch_size=4, seed=2, workers=workers)
+        whole = [b["row"] for b in ds]
+        for k in (0, 1, 5, len(whole)):
+            ds.set_epoch(0, start_batch=k)
+            rest = [b["row"] for b in ds]
+            assert len(rest) == len(whole) - k
+            assert all(np.array_equal(a, b) for a, b in zip(rest, whole[k:], strict=True))
+
+
+def test_worker_processes_yield_what_the_main_process_plans(stores):
+    ds = CacheBatches(stores, batch_size=3, seed=4, workers=2)
+    here = [(b["row"], int(b["index"])) for b in ds]
+    there = [(b["row"].numpy(), int(b["index"])) for b in loader(ds)]
+    assert [i for _, i in here] == list(range(len(here)))
+    assert len(here) == len(there)
+    assert all(np.array_equal(a, b) and i == j for (a, i), (b, j) in zip(here, there, strict=True))
+    ds.set_epoch(0, start_batch=3)  # a resume at an odd batch rotates the workers
+    resumed = [b["row"].numpy() for b in loader(ds)]
+    assert all(np.array_equal(a, b) for a, b in zip(resumed, [r for r, _ in here[3:]], strict=True))
+
+
+def test_endless_epochs_chain_the_single_epochs(stores):
+    ds = CacheBatches(stores, batch_size=4, seed=5)
+    epochs = []
+    for e in (1, 2):
+        ds.set_epoch(e)
+        epochs += [(e, b["row"]) for b in ds]
+    ds.set_epoch(1, start_batch=0, epochs=None)
+    stream = iter(ds)
+    for e, rows in epochs:
+        b = next(stream)
+        assert int(b["epoch"]) == e and np.array_equal(b["row"], rows)
+
+
+def test_ranks_read_disjoint_rows(stores):
+    seen = []
+    for rank in (0, 1):
+        ds = CacheBatches(stores, batch_size=2, seed=0, rank=rank, world=2, drop_last=False)
+        seen.append(set(rows_of(list(ds)).tolist()))
+    assert not seen[0] & seen[1]
+    assert seen[0] | seen[1] == set(range(N)) - {3, 17, 40}

@@ -1,11 +1,22 @@
-"""Reading caches for training: contiguous blocks, shuffled in memory.
+"""Reading caches for training: contiguous blocks, shuffled in memory, resumable mid-epoch.
 
-Scattered single-row reads from zarr are an order of magnitude slower than contiguous
-ones, so an epoch visits blocks of whole shards in a seeded random order, keeps a buffer of
-several blocks in memory, and shuffles rows inside it. Rows that are invalid in any store,
-or outside the requested rows (a split), are never yielded. With DataLoader workers, worker
-w reads blocks w, w + n, ... of the epoch's order, and the DataLoader interleaves workers in
-turn, so the batch order is a pure function of (seed, epoch, workers).
+Scattered single-row reads from zarr are an order of magnitude slower than contiguous ones,
+so an epoch visits blocks of whole shards in a seeded random order, groups them into buffers
+of ``buffer_blocks`` blocks and shuffles rows inside each buffer. Rows invalid in any store, or
+outside the requested rows (a split), are never yielded.
+
+The epoch's batches are planned from (seed, epoch) and the `valid` arrays alone, before any
+read, so a resumed run can start at batch k of an epoch without reading batches 0..k-1, and
+the order does not depend on how many processes read it:
+- DDP rank r of R and DataLoader worker w of W plan over the blocks ``r·W + w`` (mod R·W) of
+  the epoch's block order;
+- the DataLoader yields worker batches round-robin; with several readers and ``drop_last``,
+  each reader's epoch is cut to the shortest reader's batch count, so epochs interleave the
+  same way however many epochs one iterator runs (``epochs``), and iterating in the main
+  process with ``workers`` > 1 yields exactly what the DataLoader yields.
+Each batch carries ``epoch`` and ``index`` (its position in the epoch).
+
+Each batch row is copied once, from the block it lives in (a whole shard file read).
 """
 
 from __future__ import annotations
@@ -34,12 +45,24 @@ class Field:
 class CacheBatches(IterableDataset):
     """Batches {field: [B, ...] array, "row": [B]} from row-aligned cache stores."""
 
-    def __init__(self, fields: Sequence[Field], batch_size: int, rows: np.ndarray | None = None,
-                 block_rows: int | None = None, buffer_blocks: int = 4, seed: int = 0,
-                 drop_last: bool = True):
+    def __init__(
+        self,
+        fields: Sequence[Field],
+        batch_size: int,
+        rows: np.ndarray | None = None,
+        block_rows: int | None = None,
+        buffer_blocks: int = 4,
+        seed: int = 0,
+        drop_last: bool = True,
+        workers: int = 0,
+        rank: int = 0,
+        world: int = 1,
+    ):
         self.fields, self.batch_size = list(fields), batch_size
         self.buffer_blocks, self.seed, self.drop_last = buffer_blocks, seed, drop_last
-        self.epoch = 0
+        self.workers, self.rank, self.world = workers, rank, world
+        self.epoch, self.start_batch = 0, 0
+        self.epochs: int | None = 1  # epochs one iterator runs; None = until the consumer stops
         groups = {f.store: open_store(f.store) for f in self.fields}
         counts = {str(p): store_meta(g)["rows"] for p, g in groups.items()}
         if len(set(counts.values())) != 1:
@@ -57,72 +80,153 @@ class CacheBatches(IterableDataset):
         shard = store_meta(next(iter(groups.values())))["shard_size"]
         self.block_rows = block_rows or shard
         starts = np.arange(0, n, self.block_rows)
-        self.blocks = [s for s in starts if valid[s:s + self.block_rows].any()]
+        self.blocks = [int(s) for s in starts if valid[s : s + self.block_rows].any()]
+
+    # -- the plan: row indices only, no reads -------------------------------------------
+    def set_epoch(self, epoch: int, start_batch: int = 0, epochs: int | None = 1) -> None:
+        """Iterate from batch ``start_batch`` of epoch ``epoch`` (resuming mid-epoch) for
+        ``epochs`` epochs (None: endlessly, for a training loop that counts steps)."""
+        self.epoch, self.start_batch, self.epochs = epoch, start_batch, epochs
+
+    def _readers(self) -> int:
+        return max(1, self.workers)
+
+    def plan(self, epoch: int, worker: int) -> list[np.ndarray]:
+        """The row indices of each batch worker ``worker`` yields in ``epoch``."""
+        readers = self.world * self._readers()
+        me = self.rank * self._readers() + worker
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.blocks))
+        mine = [self.blocks[i] for i in order[me::readers]]
+        rng = np.random.default_rng([self.seed, epoch, me])
+        seq = []
+        for i in range(0, len(mine), self.buffer_blocks):
+            rows = np.concatenate(
+                [
+                    s + np.flatnonzero(self.valid[s : s + self.block_rows])
+                    for s in mine[i : i + self.buffer_blocks]
+                ]
+            )
+            seq.append(rows[rng.permutation(len(rows))])
+        seq = np.concatenate(seq) if seq else np.zeros(0, np.int64)
+        full = len(seq) - len(seq) % self.batch_size
+        batches = [seq[s : s + self.batch_size] for s in range(0, full, self.batch_size)]
+        if not self.drop_last and full < len(seq):
+            batches.append(seq[full:])
+        return batches
+
+    def epoch_plans(self, epoch: int) -> list[list[np.ndarray]]:
+        """Every reader's batches of ``epoch`` (equal counts when several readers drop_last)."""
+        plans = [self.plan(epoch, w) for w in range(self._readers())]
+        if len(plans) > 1 and self.drop_last:
+            k = min(len(p) for p in plans)
+            plans = [p[:k] for p in plans]
+        return plans
+
+    def batches_in_epoch(self, epoch: int = 0) -> int:
+        return sum(len(p) for p in self.epoch_plans(epoch))
 
     def __len__(self) -> int:
-        n = int(self.valid.sum())
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        return self.batches_in_epoch(self.epoch)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
+    # -- reading --------------------------------------------------------------------------
     @staticmethod
-    def _read(array, sl: slice) -> np.ndarray:
+    def _read(array, start: int, stop: int) -> np.ndarray:
         """A block: one shard file read when the block is a whole shard, else through zarr."""
         rows = array.shards[0] if array.shards else None
-        if rows and sl.start % rows == 0 and sl.stop - sl.start <= rows:
-            return read_shard(array, sl.start // rows)[: sl.stop - sl.start]
-        return array[sl]
+        if rows and start % rows == 0 and stop - start <= rows:
+            return read_shard(array, start // rows)[: stop - start]
+        return array[start:stop]
 
     def _arrays(self):
         import zarr
 
         return {f.name: zarr.open_group(str(f.store), mode="r")[f.array] for f in self.fields}
 
-    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
-        info = get_worker_info()
-        worker, workers = (info.id, info.num_workers) if info else (0, 1)
-        rng = np.random.default_rng([self.seed, self.epoch, worker])
-        order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.blocks))
-        mine = [self.blocks[i] for i in order[worker::workers]]
-        arrays = self._arrays()  # opened in the worker process
-        pending: dict[str, list] = {}
-        for i in range(0, len(mine), self.buffer_blocks):
-            buffer = {name: [] for name in [*arrays, "row"]}
-            for start in mine[i:i + self.buffer_blocks]:
-                sl = slice(start, min(start + self.block_rows, len(self.valid)))
-                keep = self.valid[sl]
-                for name, array in arrays.items():
-                    buffer[name].append(self._read(array, sl)[keep])  # contiguous
-                buffer["row"].append(np.arange(sl.start, sl.stop)[keep])
-            merged = {k: np.concatenate(v) for k, v in buffer.items()}
-            perm = rng.permutation(len(merged["row"]))
-            for k, v in merged.items():
-                pending.setdefault(k, []).append(v[perm])
-            yield from self._drain(pending, final=False)
-        yield from self._drain(pending, final=True)
+    def _epochs(self):
+        e = self.epoch
+        while self.epochs is None or e < self.epoch + self.epochs:
+            yield e
+            e += 1
 
-    def _drain(self, pending: dict[str, list], final: bool) -> Iterator[dict[str, np.ndarray]]:
-        if not pending:
+    def _worker_batches(
+        self, epoch: int, batches: list[np.ndarray], worker: int, skip: int
+    ) -> Iterator[dict[str, np.ndarray]]:
+        readers = self._readers()
+        batches = batches[skip:]
+        if not batches:
             return
-        joined = {k: np.concatenate(v) for k, v in pending.items()}
-        n = len(joined["row"])
-        full = n - n % self.batch_size
-        for s in range(0, full, self.batch_size):
-            yield {k: v[s:s + self.batch_size] for k, v in joined.items()}
-        rest = {k: v[full:] for k, v in joined.items()}
-        pending.clear()
-        if final:
-            if not self.drop_last and len(rest["row"]):
-                yield rest
-        else:
-            for k, v in rest.items():
-                pending[k] = [v]
+        arrays = self._arrays()  # opened in the worker process
+        left: dict[int, int] = {}  # block start -> rows still to yield from it
+        for rows in batches:
+            for s in (rows // self.block_rows) * self.block_rows:
+                left[int(s)] = left.get(int(s), 0) + 1
+        loaded: dict[int, dict[str, np.ndarray]] = {}
+        n = len(self.valid)
+        for k, rows in enumerate(batches, start=skip):
+            starts = (rows // self.block_rows) * self.block_rows
+            for s in np.unique(starts):
+                if int(s) not in loaded:
+                    stop = min(int(s) + self.block_rows, n)
+                    loaded[int(s)] = {k: self._read(a, int(s), stop) for k, a in arrays.items()}
+            batch = {}
+            for name in arrays:
+                first = loaded[int(starts[0])][name]
+                out = np.empty((len(rows), *first.shape[1:]), first.dtype)
+                for i, (r, s) in enumerate(zip(rows, starts, strict=True)):
+                    out[i] = loaded[int(s)][name][r - s]  # the one copy of each row
+                batch[name] = out
+            batch["row"] = rows.copy()
+            batch["epoch"] = np.int64(epoch)
+            batch["index"] = np.int64(k * readers + worker)  # position in the epoch
+            for s in starts:
+                left[int(s)] -= 1
+                if not left[int(s)]:
+                    loaded.pop(int(s), None)
+            yield batch
+
+    def _assignment(self, epoch: int, slot: int) -> tuple[int, int]:
+        """(reader plan, batches to skip) for DataLoader worker ``slot``. Epochs are cut to
+        equal per-reader counts, so global batch g is batch g // W of reader g % W; a resume
+        at batch k = q·W + r rotates readers so that slot 0 serves reader r, and the
+        DataLoader's round-robin from slot 0 continues the global order exactly."""
+        readers = self._readers()
+        start = self.start_batch if epoch == self.epoch else 0
+        q, r = divmod(start, readers)
+        reader = (slot + r) % readers
+        return reader, q + (1 if reader < r else 0)
+
+    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+        readers = self._readers()
+        if readers > 1 and not self.drop_last and self.start_batch:
+            raise ValueError("resuming mid-epoch with several readers needs drop_last=True")
+        info = get_worker_info()
+        if info is not None and info.num_workers != readers:
+            raise RuntimeError(f"CacheBatches planned for {readers} workers, runs in {info.num_workers}")
+        for epoch in self._epochs():
+            plans = self.epoch_plans(epoch)
+            slots = [info.id] if info is not None else range(readers)
+            its = []
+            for slot in slots:
+                reader, skip = self._assignment(epoch, slot)
+                its.append(self._worker_batches(epoch, plans[reader], reader, skip))
+            while its:  # the DataLoader's round-robin (one slot in a worker process)
+                for it in list(its):
+                    try:
+                        yield next(it)
+                    except StopIteration:
+                        its.remove(it)
 
 
-def loader(dataset: CacheBatches, workers: int = 0) -> torch.utils.data.DataLoader:
-    """A DataLoader that prefetches batches in `workers` processes (batches are built by the
-    dataset; numpy arrays become tensors)."""
-    return torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=workers,
-                                       persistent_workers=False,
-                                       prefetch_factor=2 if workers else None)
+def loader(dataset: CacheBatches, workers: int | None = None) -> torch.utils.data.DataLoader:
+    """A DataLoader that prefetches batches in ``dataset.workers`` processes (batches are built
+    by the dataset; numpy arrays become tensors)."""
+    if workers is not None:
+        dataset.workers = workers
+    w = dataset.workers
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=None,
+        num_workers=w,
+        persistent_workers=False,
+        prefetch_factor=2 if w else None,
+    )

@@ -10,6 +10,7 @@ from snakemake.exceptions import WorkflowError
 
 from jepa_pipe.cache.build import plan_from_config, teacher_weights, tiny_checkpoint
 from jepa_pipe.config import ConfigError, validate_config
+from jepa_pipe.train.recipe import VIDEO_SYSTEMS
 
 try:
     _validated = validate_config(config)
@@ -107,6 +108,37 @@ def all_cache_summaries():
     return out
 
 
+EXPERIMENTS = config.get("experiments", {})
+RUNS = PATHS["runs"]
+
+
+def trained_experiments():
+    """Experiments the `train` stage trains (the video JEPAs; VL-JEPA predictors are not
+    built yet)."""
+    return [e for e, x in EXPERIMENTS.items() if x["system"] in VIDEO_SYSTEMS]
+
+
+def train_device(experiment):
+    """`auto` trains where the config's teacher pass ran (cache.device)."""
+    device = EXPERIMENTS[experiment].get("device", "auto")
+    return config["cache"]["device"] if device == "auto" else device
+
+
+def student_path(experiment):
+    return f"{RUNS}/{experiment}/student.pt"
+
+
+def all_students():
+    return [student_path(e) for e in trained_experiments()]
+
+
+def experiment_caches(wildcards):
+    """The finalized stores an experiment trains from (their summaries mark them verified)."""
+    x = EXPERIMENTS[wildcards.experiment]
+    d = x["dataset"]
+    return [f"{CACHE}/{d}/frames.summary.json", f"{CACHE}/{d}/{x['teacher']}.summary.json"]
+
+
 def all_targets():
-    # Later stages (train, eval, report) add their outputs here as they are built.
-    return all_manifests() + all_cache_summaries()
+    # Later stages (eval, report) add their outputs here as they are built.
+    return all_manifests() + all_cache_summaries() + all_students()

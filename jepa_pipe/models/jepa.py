@@ -1,0 +1,59 @@
+"""Student + predictor, trained against cached teacher tokens."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from jepa_pipe.models.predictor import Predictor
+from jepa_pipe.models.students import StudentConfig, VideoStudent, _index_of
+
+
+class JepaModel(nn.Module):
+    def __init__(self, student: StudentConfig, target_dim: int, predictor: dict):
+        super().__init__()
+        self.student = VideoStudent(student)
+        self.predictor = Predictor(
+            student.dim,
+            target_dim,
+            dim=predictor.get("dim", 384),
+            depth=predictor.get("depth", 4),
+            heads=predictor.get("heads", 6),
+        )
+
+    def forward(
+        self, video: torch.Tensor, masks: list[tuple[torch.Tensor, torch.Tensor]]
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """video [B, 3, T, H, W]; masks: (context, target) bool [B, T', H', W'] pairs, one per
+        mask configuration. Returns per pair (predictions [B, Nt, D_teacher], target index
+        [B, Nt]). One forward call for all pairs, so DDP sees one forward per step."""
+        out = []
+        for context, target in masks:
+            tokens, context_index = self.student.forward_features(video, context)
+            grid = tuple(target.shape[1:])
+            target_index = _index_of(target.reshape(len(target), -1))
+            out.append((self.predictor(tokens, context_index, target_index, grid), target_index))
+        return out
+
+
+class Ema:
+    """An exponential moving average of a module's parameters (V-JEPA: momentum rising
+    linearly from ``start`` to ``end`` over training). Buffers are copied."""
+
+    def __init__(self, module: nn.Module, start: float, end: float, total_steps: int):
+        self.module = copy.deepcopy(module).requires_grad_(False).eval()
+        self.start, self.end, self.total = start, end, max(1, total_steps)
+
+    def momentum(self, step: int) -> float:
+        return self.start + (self.end - self.start) * min(step, self.total) / self.total
+
+    @torch.no_grad()
+    def update(self, module: nn.Module, step: int) -> float:
+        m = self.momentum(step)
+        for ema_p, p in zip(self.module.parameters(), module.parameters(), strict=True):
+            ema_p.lerp_(p.detach(), 1 - m)
+        for ema_b, b in zip(self.module.buffers(), module.buffers(), strict=True):
+            ema_b.copy_(b)
+        return m

@@ -1,0 +1,169 @@
+"""Cache-only training: grids, exact resume, NaN stop, DDP, no teacher in the process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+import yaml
+
+from jepa_pipe.config import load_config
+from jepa_pipe.masking import make_masks
+from jepa_pipe.models import GridMismatch, StudentConfig, VideoStudent
+from jepa_pipe.models.layers import Block
+from jepa_pipe.train.loop import TrainingError, train
+
+from conftest import REPO
+from train_fixtures import write_train_caches
+
+
+def cfg_of(path):
+    return load_config(path)
+
+
+def losses(run):
+    return pq.read_table(run / "metrics.parquet").column("loss").to_pylist()
+
+
+def test_student_grid_mismatch_names_both_grids():
+    student = VideoStudent(StudentConfig(arch="joint", dim=24, depth=1, heads=2, patch_size=16))
+    with pytest.raises(
+        GridMismatch, match=r"student token grid \[8, 14, 14\].*token grid \[8, 16, 16\]"
+    ):
+        student.check_grid(16, 224, 224, (8, 16, 16))
+    student.check_grid(16, 224, 224, (8, 14, 14))
+
+
+@pytest.mark.parametrize("arch", ["hybrid", "factorized", "joint"])
+@pytest.mark.parametrize("kind", ["tube", "future", "multiblock"])
+def test_students_see_only_visible_tokens(arch, kind):
+    """Outputs depend on visible patches only: changing every hidden pixel changes nothing."""
+    torch.manual_seed(0)
+    cfg = StudentConfig(arch=arch, dim=24, depth=2, heads=2, factorized_depth=1, patch_size=8)
+    student = VideoStudent(cfg).eval()
+    masks = make_masks({"kind": kind, "ratio": 0.6}, (4, 4, 4), 2, seed=1, step=0)[0]
+    context = torch.from_numpy(masks.context)
+    video = torch.randn(2, 3, 8, 32, 32)
+    hidden = (~context).repeat_interleave(2, 1).repeat_interleave(8, 2).repeat_interleave(8, 3)
+    other = torch.where(hidden[:, None], torch.randn_like(video), video)
+    tokens, index = student.forward_features(video, context)
+    tokens2, index2 = student.forward_features(other, context)
+    assert tokens.shape == (2, int(masks.context[0].sum()), 24)
+    assert torch.equal(index, index2)
+    assert torch.equal(index[0], torch.from_numpy(np.flatnonzero(masks.context[0])))
+    torch.testing.assert_close(tokens, tokens2)
+    changed, _ = student.forward_features(torch.where(hidden[:, None], video, other + 1), context)
+    assert not torch.allclose(tokens, changed)  # and visible pixels do matter
+
+
+def test_factorized_blocks_attend_along_their_axis():
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 5, 8)  # [B, T', S, D]
+    y = x.clone()
+    y[0, 1, 2] += torch.randn(8)  # time step 1, spatial token 2 (not a constant: LayerNorm)
+    space, time = Block(8, 2, "space"), Block(8, 2, "time")
+    # space: other time steps untouched, the same step changes
+    assert torch.equal(space(x)[:, 0], space(y)[:, 0])
+    assert not torch.equal(space(x)[:, 1, 0], space(y)[:, 1, 0])
+    # time: other spatial tokens untouched, the same token at other steps changes
+    assert torch.equal(time(x)[:, :, 0], time(y)[:, :, 0])
+    assert not torch.equal(time(x)[:, 0, 2], time(y)[:, 0, 2])
+
+
+@pytest.mark.parametrize("experiment", ["st", "vj", "vj2"])
+def test_resume_continues_the_same_trajectory_bitwise(tmp_path, experiment):
+    path = write_train_caches(tmp_path)
+    cfg = cfg_of(path)
+    whole = train(cfg, experiment, progress=False)
+    run = tmp_path / "runs" / experiment
+    reference = losses(run)
+    ref_state = torch.load(run / "student.pt", weights_only=True)
+    os.rename(run, tmp_path / "first")
+    part = train(cfg, experiment, until_step=3, progress=False)
+    assert part["step"] == 3 and not part["finished"]
+    assert not (run / "student.pt").exists()
+    rest = train(cfg, experiment, progress=False)
+    assert rest["finished"] and whole["finished"]
+    assert losses(run) == reference  # exact floats
+    state = torch.load(run / "student.pt", weights_only=True)
+    for k, v in ref_state["student"].items():
+        assert torch.equal(v, state["student"][k]), k
+    if experiment == "vj":  # V-JEPA keeps an EMA copy beside the online student
+        assert state["ema"] is not None
+        assert any(not torch.equal(state["ema"][k], v) for k, v in state["student"].items())
+
+
+def test_metrics_and_resolved_config_are_written(tmp_path):
+    cfg = cfg_of(write_train_caches(tmp_path))
+    train(cfg, "vj2", progress=False)
+    run = tmp_path / "runs" / "vj2"
+    table = pq.read_table(run / "metrics.parquet")
+    assert table.column_names[:7] == [
+        "step",
+        "epoch",
+        "loss",
+        "lr",
+        "samples_per_s",
+        "data_wait_s",
+        "step_s",
+    ]
+    assert table.column("step").to_pylist() == [1, 2, 3, 4, 5, 6]
+    assert table.column("clip_frames").to_pylist() == [4, 4, 4, 8, 8, 8]  # the clip grows
+    lr = table.column("lr").to_pylist()
+    assert lr[0] < lr[1] and lr[-1] < lr[1]  # warmup, then cosine decay
+    resolved = yaml.safe_load((run / "config.yaml").read_text())
+    assert resolved["experiment"]["loss"] == "mse"  # the V-JEPA 2 default, filled in
+    assert resolved["caches"]["teacher"]["token_grid"] == [4, 2, 2]
+
+
+def test_nan_target_stops_with_step_and_tensor_named(tmp_path):
+    cfg = cfg_of(write_train_caches(tmp_path, nan_row=0))
+    with pytest.raises(TrainingError, match=r"step \d+: targets has 1 NaN/Inf value"):
+        train(cfg, "st", progress=False)
+
+
+def test_changed_settings_or_truncated_checkpoint_refuse_to_resume(tmp_path):
+    path = write_train_caches(tmp_path)
+    cfg = cfg_of(path)
+    train(cfg, "st", until_step=2, progress=False)
+    cfg["experiments"]["st"]["loss"] = "l1"
+    with pytest.raises(TrainingError, match=r"different settings \(loss\)"):
+        train(cfg, "st", progress=False)
+    last = tmp_path / "runs/st/checkpoints/last.pt"
+    last.write_bytes(last.read_bytes()[:1000])
+    with pytest.raises(TrainingError, match=r"last\.pt cannot be read.*truncated or corrupt"):
+        train(cfg_of(path), "st", progress=False)
+
+
+def test_training_never_imports_a_teacher(tmp_path):
+    path = write_train_caches(tmp_path)
+    code = (
+        "import sys, json\n"
+        "from jepa_pipe.cli import main\n"
+        f"assert main(['train', '--config', {str(path)!r}, '--experiment', 'st', '--no-progress']) == 0\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] == 'transformers' or m.startswith('jepa_pipe.teachers'))\n"
+        "print(json.dumps(bad))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert json.loads(res.stdout.strip().splitlines()[-1]) == []
+
+
+def test_two_process_gloo_ddp_step(tmp_path):
+    path = write_train_caches(tmp_path)
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+        "--standalone", "-m", "jepa_pipe", "train", "--config", str(path),
+        "--experiment", "st", "--no-progress",
+    ]  # fmt: skip
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads((tmp_path / "runs/st/summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["ranks_in_sync"] and summary["finished"]
+    assert len(losses(tmp_path / "runs/st")) == 6

@@ -1,0 +1,40 @@
+# Train stage: every experiment's student and predictor from its dataset's frames store and
+# teacher cache; no teacher runs. An interrupted job resumes from runs/{experiment}/checkpoints
+# (not a declared output, so Snakemake keeps it when a job fails).
+
+
+wildcard_constraints:
+    experiment="|".join(re.escape(e) for e in trained_experiments()) or "NONE",
+
+
+rule train:
+    input:
+        all_students(),
+
+
+rule train_experiment:
+    input:
+        experiment_caches,
+        manifest=lambda wc: manifest_path(EXPERIMENTS[wc.experiment]["dataset"]),
+    output:
+        student=student_path("{experiment}"),
+        metrics=report(
+            f"{RUNS}/{{experiment}}/metrics.parquet",
+            caption="../report/train_metrics.rst",
+            category="Training",
+        ),
+        summary=f"{RUNS}/{{experiment}}/summary.json",
+    params:
+        config=RESOLVED_CONFIG,
+    threads: lambda wc: 1 + EXPERIMENTS[wc.experiment].get("loader_workers", 1)
+    resources:
+        gpu=lambda wc: int(train_device(wc.experiment) != "cpu"),
+    log:
+        log_path("train", "{experiment}"),
+    benchmark:
+        benchmark_path("train", "{experiment}")
+    conda:
+        "../envs/jepa_pipe.yaml"
+    shell:
+        "python -m jepa_pipe train --config {params.config} --experiment {wildcards.experiment}"
+        " --no-progress > {log} 2>&1"
