@@ -62,6 +62,7 @@ class CachePlan:
     workers: int = 1
     timeout_s: float = 60.0
     device: str = "cpu"
+    compress_frames: bool = False
 
     def store_path(self, name: str) -> Path:
         return self.cache_dir / f"{name}.zarr"
@@ -98,17 +99,24 @@ def plan_from_config(cfg: dict, dataset: str) -> CachePlan:
         decode.pop("fps", None), decode.pop("duration", None)
     text = ds.get("text_teacher")
     return CachePlan(
-        dataset=dataset, root=Path(ds["root"]),
+        dataset=dataset,
+        root=Path(ds["root"]),
         manifest=Path(cfg["paths"]["manifests"]) / f"{dataset}.parquet",
         cache_dir=Path(cfg["paths"]["cache"]) / dataset,
         sampling=ClipSampling.from_config(decode),
-        teachers={t: {**cfg["teachers"][t], "weights": teacher_weights(cfg, t)}
-                  for t in ds.get("teachers", [])},
+        teachers={
+            t: {**cfg["teachers"][t], "weights": teacher_weights(cfg, t)}
+            for t in ds.get("teachers", [])
+        },
         text_teacher=(text, {**cfg["teachers"][text], "weights": teacher_weights(cfg, text)})
-        if text else None,
-        shard_size=opts.get("shard_size", 16), parts=opts.get("parts", 1),
-        workers=opts.get("decode_workers", 1), timeout_s=opts.get("decode_timeout_s", 60.0),
+        if text
+        else None,
+        shard_size=opts.get("shard_size", 16),
+        parts=opts.get("parts", 1),
+        workers=opts.get("decode_workers", 1),
+        timeout_s=opts.get("decode_timeout_s", 60.0),
         device=opts.get("device", "cpu"),
+        compress_frames=opts.get("compress_frames", False),
     )
 
 
@@ -123,10 +131,14 @@ def _load(tcfg: dict, device: str, weights_too: bool = True):
 
     dtype = tcfg.get("dtype", "float32") if device != "cpu" else "float32"
     extra = {"max_length": tcfg["max_length"]} if "max_length" in tcfg else {}
-    opts = LoadOptions(device=device, dtype=dtype, extra=extra,
-                       trust_remote_code=tcfg.get("trust_remote_code", False),
-                       allow_download=tcfg.get("allow_download", False),
-                       revision=tcfg.get("revision"))
+    opts = LoadOptions(
+        device=device,
+        dtype=dtype,
+        extra=extra,
+        trust_remote_code=tcfg.get("trust_remote_code", False),
+        allow_download=tcfg.get("allow_download", False),
+        revision=tcfg.get("revision"),
+    )
     return load_teacher(tcfg["kind"], tcfg["weights"], opts, weights_too=weights_too)
 
 
@@ -134,19 +146,29 @@ def _teacher_identity(name: str, tcfg: dict, teacher) -> dict:
     """What every store a teacher wrote records about it (video and text stores alike)."""
     from jepa_pipe.teachers import resolve_weights, weights_hash
 
-    return {"teacher": name, "teacher_kind": tcfg["kind"], "weights": tcfg["weights"],
-            "weights_sha256": weights_hash(resolve_weights(tcfg["weights"])),
-            "dtype": "float16", "libraries": library_versions(), **teacher.provenance()}
+    return {
+        "teacher": name,
+        "teacher_kind": tcfg["kind"],
+        "weights": tcfg["weights"],
+        "weights_sha256": weights_hash(resolve_weights(tcfg["weights"])),
+        "dtype": "float16",
+        "libraries": library_versions(),
+        **teacher.provenance(),
+    }
 
 
 def _teacher_provenance(name: str, tcfg: dict, teacher, frames_meta: dict) -> dict:
     s = frames_meta["sampling"]
-    return {**_teacher_identity(name, tcfg, teacher),
-            "revision": tcfg.get("revision"), "compute_dtype": teacher.opts.dtype,
-            "projection": None,
-            "token_grid": list(teacher.token_grid(s["frames_per_clip"], s["size"])),
-            "dim": teacher.hidden_size, "frames_fingerprint": frames_meta["fingerprint"],
-            "manifest_sha256": frames_meta["manifest_sha256"]}
+    return {
+        **_teacher_identity(name, tcfg, teacher),
+        "revision": tcfg.get("revision"),
+        "compute_dtype": teacher.opts.dtype,
+        "projection": None,
+        "token_grid": list(teacher.token_grid(s["frames_per_clip"], s["size"])),
+        "dim": teacher.hidden_size,
+        "frames_fingerprint": frames_meta["fingerprint"],
+        "manifest_sha256": frames_meta["manifest_sha256"],
+    }
 
 
 def _existing(path: Path, provenance_keys: dict) -> bool:
@@ -182,17 +204,28 @@ def init_stores(plan: CachePlan) -> dict:
     manifest_sha256 = file_sha256(plan.manifest)
     out, frames_meta = {}, {}
     for v in range(s.num_views):
-        prov = {"dataset": plan.dataset, "manifest_sha256": manifest_sha256,
-                "sampling": s.as_dict(), "view": s.view(v),
-                "resize": "short side bilinear antialias",
-                "decoders": {"decord": decord.__version__, "av": av.__version__}}
+        prov = {
+            "dataset": plan.dataset,
+            "manifest_sha256": manifest_sha256,
+            "sampling": s.as_dict(),
+            "view": s.view(v),
+            "frames_codec": "zstd" if plan.compress_frames else "none",
+            "resize": "short side bilinear antialias",
+            "decoders": {"decord": decord.__version__, "av": av.__version__},
+        }
         path = plan.store_path(plan.view_name("frames", v))
-        _fresh(path, "frames", {
-            "frames": ((n, t, size, size, 3), "uint8", True),
-            "indices": ((n, t), "int64", True),
-            "crop_box": ((n, 4), "int64", True),  # top, left, resized height, width
-            "valid": ((n,), "bool", True),
-        }, plan, prov)
+        _fresh(
+            path,
+            "frames",
+            {
+                "frames": ((n, t, size, size, 3), "uint8", plan.compress_frames),
+                "indices": ((n, t), "int64", True),
+                "crop_box": ((n, 4), "int64", True),  # top, left, resized height, width
+                "valid": ((n,), "bool", True),
+            },
+            plan,
+            prov,
+        )
         frames_meta[v] = store_meta(zarr.open_group(str(path), mode="r"))
         out[plan.view_name("frames", v)] = frames_meta[v]["fingerprint"]
     for name, tcfg in plan.teachers.items():
@@ -207,11 +240,17 @@ def init_stores(plan: CachePlan) -> dict:
         for v in range(s.num_views):
             prov = {**base, "view": s.view(v), "frames_fingerprint": frames_meta[v]["fingerprint"]}
             path = plan.store_path(plan.view_name(name, v))
-            _fresh(path, "teacher", {
-                "tokens": ((n, length, dim), "float16", False),
-                "pooled": ((n, dim), "float16", False),
-                "valid": ((n,), "bool", True),
-            }, plan, prov)
+            _fresh(
+                path,
+                "teacher",
+                {
+                    "tokens": ((n, length, dim), "float16", False),
+                    "pooled": ((n, dim), "float16", False),
+                    "valid": ((n,), "bool", True),
+                },
+                plan,
+                prov,
+            )
             group = zarr.open_group(str(path), mode="r+")
             if params is not None:
                 projection.save(group, params)
@@ -229,8 +268,9 @@ def _fit_projection(plan: CachePlan, name: str, tcfg: dict, table, prov: dict):
 
     cfg = tcfg["projection"]
     length, d = int(np.prod(prov["token_grid"])), prov["dim"]
-    rows = projection.sample_rows(table.num_rows,
-                                  math.ceil(cfg.get("sample_tokens", 200_000) / length))
+    rows = projection.sample_rows(
+        table.num_rows, math.ceil(cfg.get("sample_tokens", 200_000) / length)
+    )
     paths = [str(plan.root / p) for p in table.column("path").to_pylist()]
     teacher = _load(tcfg, plan.device)
     scratch = plan.cache_dir / ".pca" / f"{name}.zarr"
@@ -240,7 +280,7 @@ def _fit_projection(plan: CachePlan, name: str, tcfg: dict, table, prov: dict):
         done = {k: r for k, r, _ in pool.imap_unordered((int(r), paths[r]) for r in rows)}
     clips = [done[int(r)]["frames"][0] for r in rows if done[int(r)] is not None]
     for i in range(0, len(clips), batch):
-        tokens, _ = teacher.encode(np.stack(clips[i:i + batch]))  # [B, L, D]
+        tokens, _ = teacher.encode(np.stack(clips[i : i + batch]))  # [B, L, D]
         spill.append(tokens.reshape(-1, d))
         clips_used += len(tokens)
     if clips_used == 0:
@@ -248,18 +288,30 @@ def _fit_projection(plan: CachePlan, name: str, tcfg: dict, table, prov: dict):
     params = projection.fit_pca(spill, cfg["dim"])
     shutil.rmtree(scratch.parent, ignore_errors=True)
     digest = hashlib.sha256(params["mean"].tobytes() + params["components"].tobytes())
-    info = {"method": cfg.get("method", "pca"), "dim": cfg["dim"], "input_dim": d,
-            "sample_clips": clips_used, "sample_tokens": int(spill.shape[0]),
-            "explained_variance": round(float(params["explained"].sum()), 6),
-            "params_sha256": digest.hexdigest()}
-    log.info("%s: %s projection %d -> %d fitted on %d tokens (%.1f%% of variance)",
-             plan.dataset, name, d, cfg["dim"], info["sample_tokens"],
-             100 * info["explained_variance"])
+    info = {
+        "method": cfg.get("method", "pca"),
+        "dim": cfg["dim"],
+        "input_dim": d,
+        "sample_clips": clips_used,
+        "sample_tokens": int(spill.shape[0]),
+        "explained_variance": round(float(params["explained"].sum()), 6),
+        "params_sha256": digest.hexdigest(),
+    }
+    log.info(
+        "%s: %s projection %d -> %d fitted on %d tokens (%.1f%% of variance)",
+        plan.dataset,
+        name,
+        d,
+        cfg["dim"],
+        info["sample_tokens"],
+        100 * info["explained_variance"],
+    )
     return params, info
 
 
-def _decode_stream(plan: CachePlan, paths: list[str], shards: list[int], rows: int,
-                   out: queue.Queue) -> None:
+def _decode_stream(
+    plan: CachePlan, paths: list[str], shards: list[int], rows: int, out: queue.Queue
+) -> None:
     """Background thread: decode shard after shard in worker processes and hand complete
     shards to the main thread, so decoding overlaps with teacher inference."""
     from jepa_pipe.video import DecodePool
@@ -291,8 +343,12 @@ def build_part(plan: CachePlan, part: int, parts: int) -> dict:
         need = [n for n in names if not shard_marker(plan.store_path(n), shard).is_file()]
         if need:
             todo.append((shard, need))
-    report = {"part": part, "parts": parts, "shards_owned": owned,
-              "built": {n: [s for s, need in todo if n in need] for n in names}}
+    report = {
+        "part": part,
+        "parts": parts,
+        "shards_owned": owned,
+        "built": {n: [s for s, need in todo if n in need] for n in names},
+    }
     if not todo:
         return report
     if plan.device == "cpu":
@@ -300,19 +356,35 @@ def build_part(plan: CachePlan, part: int, parts: int) -> dict:
 
         torch.set_num_threads(inference_threads(plan))
     views = range(plan.sampling.num_views)
-    teachers = {name: _load(cfg, plan.device) for name, cfg in plan.teachers.items()
-                if any(plan.view_name(name, v) in need for _, need in todo for v in views)}
+    teachers = {
+        name: _load(cfg, plan.device)
+        for name, cfg in plan.teachers.items()
+        if any(plan.view_name(name, v) in need for _, need in todo for v in views)
+    }
     projections = {name: projection.load(groups[name]) for name in plan.teachers}
     decode_shards = [s for s, need in todo if any(n.startswith("frames") for n in need)]
     decoded: queue.Queue = queue.Queue(maxsize=2)
     if decode_shards:
-        threading.Thread(target=_decode_stream, daemon=True,
-                         args=(plan, paths, decode_shards, rows, decoded)).start()
+        threading.Thread(
+            target=_decode_stream, daemon=True, args=(plan, paths, decode_shards, rows, decoded)
+        ).start()
     timing = Counter()
     writer = ShardWriter()
     try:
-        steady = _build_shards(plan, part, parts, todo, rows, clip_ids, groups, teachers,
-                               decoded, writer, timing, projections)
+        steady = _build_shards(
+            plan,
+            part,
+            parts,
+            todo,
+            rows,
+            clip_ids,
+            groups,
+            teachers,
+            decoded,
+            writer,
+            timing,
+            projections,
+        )
     finally:
         writer.close()
     timing["write_s"] = writer.seconds
@@ -367,8 +439,20 @@ class ShardWriter:
         self.thread.join()
 
 
-def _build_shards(plan, part, parts, todo, rows, clip_ids, groups, teachers, decoded,
-                  writer: ShardWriter, timing: Counter, projections: dict) -> dict:
+def _build_shards(
+    plan,
+    part,
+    parts,
+    todo,
+    rows,
+    clip_ids,
+    groups,
+    teachers,
+    decoded,
+    writer: ShardWriter,
+    timing: Counter,
+    projections: dict,
+) -> dict:
     steady_start, steady_rows = None, 0
     views = range(plan.sampling.num_views)
     for shard, need in todo:
@@ -392,12 +476,23 @@ def _build_shards(plan, part, parts, todo, rows, clip_ids, groups, teachers, dec
                 if name not in need:
                     continue
                 group = groups[name]
-                writer.submit([(group["frames"], clips), (group["indices"], indices),
-                               (group["crop_box"], boxes), (group["valid"], valid)], shard,
-                              shard_marker(plan.store_path(name), shard),
-                              {"shard": shard, "rows": [rng.start, rng.stop],
-                               "valid": int(valid.sum()), "failures": failures,
-                               "decoded_with": dict(sorted(backends.items()))})
+                writer.submit(
+                    [
+                        (group["frames"], clips),
+                        (group["indices"], indices),
+                        (group["crop_box"], boxes),
+                        (group["valid"], valid),
+                    ],
+                    shard,
+                    shard_marker(plan.store_path(name), shard),
+                    {
+                        "shard": shard,
+                        "rows": [rng.start, rng.stop],
+                        "valid": int(valid.sum()),
+                        "failures": failures,
+                        "decoded_with": dict(sorted(backends.items())),
+                    },
+                )
         for name, teacher in teachers.items():
             for v in views:
                 store_name = plan.view_name(name, v)
@@ -409,18 +504,36 @@ def _build_shards(plan, part, parts, todo, rows, clip_ids, groups, teachers, dec
                 clips, valid = view_clips[v]
                 t0 = time.perf_counter()
                 tokens, pooled, tvalid, tfail = _run_teacher(
-                    teacher, plan.teachers[name], clips, valid, rng, clip_ids, store_name,
-                    projections[name])
+                    teacher,
+                    plan.teachers[name],
+                    clips,
+                    valid,
+                    rng,
+                    clip_ids,
+                    store_name,
+                    projections[name],
+                )
                 timing[f"teacher_{name}_s"] += time.perf_counter() - t0
                 group = groups[store_name]
                 upstream = [dict(f, store=store_name) for f in failures]
-                writer.submit([(group["tokens"], tokens), (group["pooled"], pooled),
-                               (group["valid"], tvalid)], shard,
-                              shard_marker(plan.store_path(store_name), shard),
-                              {"shard": shard, "rows": [rng.start, rng.stop],
-                               "valid": int(tvalid.sum()), "failures": upstream + tfail})
-        log.info("%s part %d/%d: shard %d done (%s)", plan.dataset, part, parts, shard,
-                 ", ".join(need))
+                writer.submit(
+                    [
+                        (group["tokens"], tokens),
+                        (group["pooled"], pooled),
+                        (group["valid"], tvalid),
+                    ],
+                    shard,
+                    shard_marker(plan.store_path(store_name), shard),
+                    {
+                        "shard": shard,
+                        "rows": [rng.start, rng.stop],
+                        "valid": int(tvalid.sum()),
+                        "failures": upstream + tfail,
+                    },
+                )
+        log.info(
+            "%s part %d/%d: shard %d done (%s)", plan.dataset, part, parts, shard, ", ".join(need)
+        )
         if steady_start is None:
             steady_start = time.perf_counter()
         else:
@@ -445,17 +558,29 @@ def _assemble(plan: CachePlan, rng: range, results: dict, clip_ids: list[str]):
             shape = (nv, *clips.shape[2:])
             error, result = f"decoded shape {result['frames'].shape} != {shape}", None
         if result is None:
-            failures.append({"row": row, "clip_id": clip_ids[row], "store": "frames",
-                             "reason": error})
+            failures.append(
+                {"row": row, "clip_id": clip_ids[row], "store": "frames", "reason": error}
+            )
             continue
-        clips[:, i], indices[:, i], boxes[:, i] = (result["frames"], result["indices"],
-                                                   result["boxes"])
+        clips[:, i], indices[:, i], boxes[:, i] = (
+            result["frames"],
+            result["indices"],
+            result["boxes"],
+        )
         valid[i] = True
     return [(clips[v], indices[v], boxes[v]) for v in range(nv)], valid, failures
 
 
-def _run_teacher(teacher, tcfg: dict, clips: np.ndarray, valid: np.ndarray, rng: range,
-                 clip_ids: list[str], name: str, proj: dict | None = None):
+def _run_teacher(
+    teacher,
+    tcfg: dict,
+    clips: np.ndarray,
+    valid: np.ndarray,
+    rng: range,
+    clip_ids: list[str],
+    name: str,
+    proj: dict | None = None,
+):
     n = len(rng)
     batch = tcfg.get("batch_size", 8)
     dim = teacher.hidden_size if proj is None else proj["components"].shape[1]
@@ -466,7 +591,7 @@ def _run_teacher(teacher, tcfg: dict, clips: np.ndarray, valid: np.ndarray, rng:
     failures = []
     todo = np.nonzero(valid)[0]
     for start in range(0, len(todo), batch):
-        idx = todo[start:start + batch]
+        idx = todo[start : start + batch]
         tok, pool = teacher.encode(clips[idx])  # [B, L, D], [B, D]
         if proj is not None:  # [B, L, D] -> [B, L, dim]; pooled stays the mean of tokens
             tok = projection.project(tok, proj["mean"], proj["components"])
@@ -475,11 +600,16 @@ def _run_teacher(teacher, tcfg: dict, clips: np.ndarray, valid: np.ndarray, rng:
         for i, good in zip(idx, finite, strict=True):
             if not good:
                 ok[i] = False
-                failures.append({"row": rng[i], "clip_id": clip_ids[rng[i]], "store": name,
-                                 "reason": "non-finite teacher output"})
+                failures.append(
+                    {
+                        "row": rng[i],
+                        "clip_id": clip_ids[rng[i]],
+                        "store": name,
+                        "reason": "non-finite teacher output",
+                    }
+                )
         keep = idx[finite]
-        tokens[keep], pooled[keep] = tok[finite].astype(np.float16), pool[finite].astype(
-            np.float16)
+        tokens[keep], pooled[keep] = tok[finite].astype(np.float16), pool[finite].astype(np.float16)
     return tokens, pooled, ok, failures
 
 
@@ -489,8 +619,15 @@ def finalize_store(path: Path, manifest: Path) -> dict:
     failures = summary.pop("failures")
     table = pa.Table.from_pylist(
         sorted(failures, key=lambda f: f["row"]),
-        schema=pa.schema([("row", pa.int64()), ("clip_id", pa.string()), ("store", pa.string()),
-                          ("reason", pa.string())]))
+        schema=pa.schema(
+            [
+                ("row", pa.int64()),
+                ("clip_id", pa.string()),
+                ("store", pa.string()),
+                ("reason", pa.string()),
+            ]
+        ),
+    )
     pq.write_table(table, path.with_suffix(".failures.parquet"))
     summary["invalid_reasons"] = dict(Counter(f["reason"].split(":")[0] for f in failures))
     summary["manifest"] = str(manifest)
@@ -504,21 +641,28 @@ def build_text_store(plan: CachePlan) -> dict:
     name, tcfg = plan.text_teacher
     table = read_manifest(plan.manifest)
     texts, text_row = [], []
-    for row, items in zip(table.column("row").to_pylist(), table.column("text").to_pylist(),
-                          strict=True):
+    for row, items in zip(
+        table.column("row").to_pylist(), table.column("text").to_pylist(), strict=True
+    ):
         texts += items
         text_row += [row] * len(items)
     if not texts:
         raise CacheError(f"{plan.dataset}: the manifest has no text to embed")
     teacher = _load(tcfg, plan.device)
     batch = tcfg.get("batch_size", 64)
-    parts = [teacher.encode(texts[i:i + batch]) for i in range(0, len(texts), batch)]
+    parts = [teacher.encode(texts[i : i + batch]) for i in range(0, len(texts), batch)]
     out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    prov = {"dataset": plan.dataset, **_teacher_identity(name, tcfg, teacher),
-            "dim": int(out["text"].shape[1]), "manifest_sha256": file_sha256(plan.manifest)}
+    prov = {
+        "dataset": plan.dataset,
+        **_teacher_identity(name, tcfg, teacher),
+        "dim": int(out["text"].shape[1]),
+        "manifest_sha256": file_sha256(plan.manifest),
+    }
     m = len(texts)
-    arrays = {"text": ((m, out["text"].shape[1]), "float16", False),
-              "text_row": ((m,), "int64", True)}
+    arrays = {
+        "text": ((m, out["text"].shape[1]), "float16", False),
+        "text_row": ((m,), "int64", True),
+    }
     if "tokens" in out:
         arrays["tokens"] = (out["tokens"].shape, "float16", False)
         arrays["token_valid"] = (out["token_valid"].shape, "bool", True)

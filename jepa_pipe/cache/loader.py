@@ -21,6 +21,7 @@ Each batch row is copied once, from the block it lives in (a whole shard file re
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from jepa_pipe.cache.shards import read_shard
+from jepa_pipe.cache.shards import maps_rows, shard_chunks
 from jepa_pipe.cache.store import CacheError, open_store, store_meta
 
 
@@ -40,6 +41,18 @@ class Field:
     name: str
     store: Path
     array: str
+
+
+class _Block:
+    """Rows [start, stop) of one array as chunks (views of a memory-mapped shard file)."""
+
+    def __init__(self, chunk_rows: int, chunks: list, row_shape: tuple, dtype):
+        self.chunk_rows, self.chunks = chunk_rows, chunks
+        self.fill = np.zeros(row_shape, dtype)
+
+    def row(self, i: int) -> np.ndarray:
+        chunk = self.chunks[i // self.chunk_rows]
+        return self.fill if chunk is None else chunk[i % self.chunk_rows]
 
 
 class CacheBatches(IterableDataset):
@@ -63,6 +76,9 @@ class CacheBatches(IterableDataset):
         self.workers, self.rank, self.world = workers, rank, world
         self.epoch, self.start_batch = 0, 0
         self.epochs: int | None = 1  # epochs one iterator runs; None = until the consumer stops
+        self._opened: tuple | None = None  # (pid, arrays): zarr handles of this process
+        self._verified: set = set()  # shards whose checksums this process has checked
+        self._mapped: dict = {}  # memory-mapped shards of uncompressed arrays, kept open
         groups = {f.store: open_store(f.store) for f in self.fields}
         counts = {str(p): store_meta(g)["rows"] for p, g in groups.items()}
         if len(set(counts.values())) != 1:
@@ -109,9 +125,11 @@ class CacheBatches(IterableDataset):
             seq.append(rows[rng.permutation(len(rows))])
         seq = np.concatenate(seq) if seq else np.zeros(0, np.int64)
         full = len(seq) - len(seq) % self.batch_size
-        batches = [seq[s : s + self.batch_size] for s in range(0, full, self.batch_size)]
+        # rows sorted inside a batch: its membership is what is random; reading in row order
+        # walks each shard file forwards
+        batches = [np.sort(seq[s : s + self.batch_size]) for s in range(0, full, self.batch_size)]
         if not self.drop_last and full < len(seq):
-            batches.append(seq[full:])
+            batches.append(np.sort(seq[full:]))
         return batches
 
     def epoch_plans(self, epoch: int) -> list[list[np.ndarray]]:
@@ -129,18 +147,33 @@ class CacheBatches(IterableDataset):
         return self.batches_in_epoch(self.epoch)
 
     # -- reading --------------------------------------------------------------------------
-    @staticmethod
-    def _read(array, start: int, stop: int) -> np.ndarray:
-        """A block: one shard file read when the block is a whole shard, else through zarr."""
+    def _read(self, name: str, array, start: int, stop: int) -> _Block:
+        """A block: one memory-mapped shard file when the block is a whole shard (checksums
+        verified on its first read in this process), else a zarr read."""
         rows = array.shards[0] if array.shards else None
         if rows and start % rows == 0 and stop - start <= rows:
-            return read_shard(array, start // rows)[: stop - start]
-        return array[start:stop]
+            key = (name, start // rows)
+            if key in self._mapped:
+                return self._mapped[key]
+            verify = key not in self._verified
+            chunk_rows, chunks = shard_chunks(array, start // rows, verify=verify)
+            self._verified.add(key)
+            block = _Block(chunk_rows, chunks, array.shape[1:], array.dtype)
+            if self._keeps_mapped[name]:  # views of the page cache: keep them for next epoch
+                self._mapped[key] = block
+            return block
+        data = array[start:stop]
+        return _Block(len(data), [data], array.shape[1:], array.dtype)
 
     def _arrays(self):
+        """The zarr arrays, opened once per process (DataLoader workers open their own)."""
         import zarr
 
-        return {f.name: zarr.open_group(str(f.store), mode="r")[f.array] for f in self.fields}
+        if self._opened is None or self._opened[0] != os.getpid():
+            arrays = {f.name: zarr.open_group(str(f.store), mode="r")[f.array] for f in self.fields}
+            self._opened, self._verified, self._mapped = (os.getpid(), arrays), set(), {}
+            self._keeps_mapped = {name: maps_rows(a) for name, a in arrays.items()}
+        return self._opened[1]
 
     def _epochs(self):
         e = self.epoch
@@ -160,20 +193,21 @@ class CacheBatches(IterableDataset):
         for rows in batches:
             for s in (rows // self.block_rows) * self.block_rows:
                 left[int(s)] = left.get(int(s), 0) + 1
-        loaded: dict[int, dict[str, np.ndarray]] = {}
+        loaded: dict[int, dict[str, _Block]] = {}
         n = len(self.valid)
         for k, rows in enumerate(batches, start=skip):
             starts = (rows // self.block_rows) * self.block_rows
-            for s in np.unique(starts):
-                if int(s) not in loaded:
-                    stop = min(int(s) + self.block_rows, n)
-                    loaded[int(s)] = {k: self._read(a, int(s), stop) for k, a in arrays.items()}
+            for s in map(int, np.unique(starts)):
+                if s not in loaded:
+                    stop = min(s + self.block_rows, n)
+                    loaded[s] = {name: self._read(name, a, s, stop) for name, a in arrays.items()}
             batch = {}
-            for name in arrays:
-                first = loaded[int(starts[0])][name]
-                out = np.empty((len(rows), *first.shape[1:]), first.dtype)
+            for name, array in arrays.items():
+                out = np.empty((len(rows), *array.shape[1:]), array.dtype)
                 for i, (r, s) in enumerate(zip(rows, starts, strict=True)):
-                    out[i] = loaded[int(s)][name][r - s]  # the one copy of each row
+                    # the one copy of each row (a Python loop of row copies beats np.take
+                    # over a strided view of the shard, measured)
+                    out[i] = loaded[int(s)][name].row(int(r - s))
                 batch[name] = out
             batch["row"] = rows.copy()
             batch["epoch"] = np.int64(epoch)
@@ -201,7 +235,9 @@ class CacheBatches(IterableDataset):
             raise ValueError("resuming mid-epoch with several readers needs drop_last=True")
         info = get_worker_info()
         if info is not None and info.num_workers != readers:
-            raise RuntimeError(f"CacheBatches planned for {readers} workers, runs in {info.num_workers}")
+            raise RuntimeError(
+                f"CacheBatches planned for {readers} workers, runs in {info.num_workers}"
+            )
         for epoch in self._epochs():
             plans = self.epoch_plans(epoch)
             slots = [info.id] if info is not None else range(readers)

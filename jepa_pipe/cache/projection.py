@@ -42,8 +42,11 @@ def fit_pca(tokens: zarr.Array, dim: int) -> dict[str, np.ndarray]:
     signs = np.sign(components[np.abs(components).argmax(axis=0), np.arange(dim)])
     components *= np.where(signs == 0, 1, signs)
     explained = values[order] / max(values.sum(), 1e-12)
-    return {"mean": mean.astype(np.float32), "components": components.astype(np.float32),
-            "explained": explained.astype(np.float32)}
+    return {
+        "mean": mean.astype(np.float32),
+        "components": components.astype(np.float32),
+        "explained": explained.astype(np.float32),
+    }
 
 
 def project(tokens: np.ndarray, mean: np.ndarray, components: np.ndarray) -> np.ndarray:
@@ -66,5 +69,6 @@ def load(group: zarr.Group) -> dict[str, np.ndarray] | None:
 
 def spill(path: Path, d: int, block_rows: int) -> zarr.Array:
     """A scratch array of sample tokens [0, D], grown block by block."""
-    return zarr.create_array(str(path), shape=(0, d), chunks=(block_rows, d), dtype="float32",
-                             overwrite=True)
+    return zarr.create_array(
+        str(path), shape=(0, d), chunks=(block_rows, d), dtype="float32", overwrite=True
+    )

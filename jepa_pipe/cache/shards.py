@@ -11,6 +11,7 @@ any other layout falls back to zarr's writer.
 
 from __future__ import annotations
 
+import mmap
 import os
 from pathlib import Path
 
@@ -37,17 +38,24 @@ def _layout(array: zarr.Array) -> dict | None:
     inner = list(cfg["chunk_shape"])
     names = [c["name"] for c in cfg["codecs"]]
     index_names = [c["name"] for c in cfg["index_codecs"]]
-    if (cfg.get("index_location", "end") != "end" or index_names != ["bytes", "crc32c"]
-            or names not in (["bytes", "crc32c"], ["bytes", "zstd", "crc32c"])
-            or inner[1:] != list(array.shape[1:]) or meta["fill_value"] not in (0, False)
-            or not isinstance(array.store, LocalStore)
-            or meta["chunk_key_encoding"]["configuration"].get("separator", "/") != "/"):
+    if (
+        cfg.get("index_location", "end") != "end"
+        or index_names != ["bytes", "crc32c"]
+        or names not in (["bytes", "crc32c"], ["bytes", "zstd", "crc32c"])
+        or inner[1:] != list(array.shape[1:])
+        or meta["fill_value"] not in (0, False)
+        or not isinstance(array.store, LocalStore)
+        or meta["chunk_key_encoding"]["configuration"].get("separator", "/") != "/"
+    ):
         return None
     zstd = next((c["configuration"] for c in cfg["codecs"] if c["name"] == "zstd"), None)
-    return {"shard_rows": meta["chunk_grid"]["configuration"]["chunk_shape"][0],
-            "chunk_rows": inner[0],
-            "zstd": numcodecs.Zstd(level=zstd["level"], checksum=zstd.get("checksum", False))
-            if zstd else None}
+    return {
+        "shard_rows": meta["chunk_grid"]["configuration"]["chunk_shape"][0],
+        "chunk_rows": inner[0],
+        "zstd": numcodecs.Zstd(level=zstd["level"], checksum=zstd.get("checksum", False))
+        if zstd
+        else None,
+    }
 
 
 def _shard_file(array: zarr.Array, shard: int) -> Path:
@@ -66,13 +74,14 @@ def write_shard(array: zarr.Array, shard: int, data: np.ndarray) -> None:
     layout = _layout(array)
     start = shard * (layout["shard_rows"] if layout else array.shards[0])
     if layout is None:
-        array[start:start + len(data)] = data
+        array[start : start + len(data)] = data
         return
     rows, chunk_rows, n = layout["shard_rows"], layout["chunk_rows"], array.shape[0]
     stop = min(n, start + rows)
     if len(data) != stop - start:
-        raise ValueError(f"shard {shard} of {array.path} holds {stop - start} rows, "
-                         f"got {len(data)}")
+        raise ValueError(
+            f"shard {shard} of {array.path} holds {stop - start} rows, got {len(data)}"
+        )
     dtype = _stored_dtype(array)
     data = np.ascontiguousarray(data, dtype=dtype)
     index = np.full((rows // chunk_rows, 2), EMPTY, dtype="<u8")
@@ -81,7 +90,7 @@ def write_shard(array: zarr.Array, shard: int, data: np.ndarray) -> None:
         r0 = i * chunk_rows
         if start + r0 >= n:
             break  # beyond the end of the array
-        chunk = data[r0:r0 + chunk_rows]
+        chunk = data[r0 : r0 + chunk_rows]
         if not chunk.any():
             continue  # zarr does not store a chunk equal to the fill value
         if len(chunk) < chunk_rows:  # an edge chunk is stored padded with the fill value
@@ -112,36 +121,61 @@ class ShardReadError(ValueError):
     """A shard whose checksums do not match: names the file and the chunk."""
 
 
-def read_shard(array: zarr.Array, shard: int) -> np.ndarray:
-    """Rows [shard * shard_rows, ...) of `array` in one file read, checksums verified; the
-    inverse of write_shard (any other layout is read through zarr)."""
+def maps_rows(array: zarr.Array) -> bool:
+    """True when shard_chunks returns views of the file (uncompressed layout): such a
+    mapping can be kept open across epochs at no memory cost beyond the page cache."""
+    layout = _layout(array)
+    return layout is not None and layout["zstd"] is None
+
+
+def shard_chunks(array: zarr.Array, shard: int, verify: bool = True) -> tuple[int, list]:
+    """Shard `shard` of `array` as (chunk_rows, chunks): each chunk an array of chunk_rows
+    rows (the last may be cut at the array's end) or None where never written (fill value).
+
+    The file is memory-mapped: uncompressed chunks are read-only views of the page cache (the
+    training loader copies each row once, from here into its batch), zstd chunks are decoded.
+    Checksums are verified unless ``verify`` is False."""
     layout = _layout(array)
     if layout is None:
         rows = array.shards[0]
-        return array[shard * rows:(shard + 1) * rows]
+        return rows, [array[shard * rows : (shard + 1) * rows]]
     rows, chunk_rows, n = layout["shard_rows"], layout["chunk_rows"], array.shape[0]
     start, stop = shard * rows, min(n, (shard + 1) * rows)
-    dtype = _stored_dtype(array)
-    out = np.zeros((stop - start, *array.shape[1:]), dtype)
+    n_chunks = -(-(stop - start) // chunk_rows)
     path = _shard_file(array, shard)
     if not path.is_file():
-        return out  # never written: all fill value
-    blob = path.read_bytes()
-    n_chunks = rows // chunk_rows
-    index_bytes = blob[-(16 * n_chunks + 4):]
-    if _crc(index_bytes[:-4]) != index_bytes[-4:]:
+        return chunk_rows, [None] * n_chunks
+    with open(path, "rb") as f:
+        blob = np.frombuffer(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), np.uint8)
+    total = rows // chunk_rows
+    index_bytes = blob[-(16 * total + 4) :]
+    if _crc(index_bytes[:-4]) != index_bytes[-4:].tobytes():
         raise ShardReadError(f"{path}: shard index checksum does not match")
-    index = np.frombuffer(index_bytes[:-4], dtype="<u8").reshape(n_chunks, 2)
-    chunk_shape = (chunk_rows, *array.shape[1:])
-    for i, (offset, size) in enumerate(index):
-        if offset == EMPTY or i * chunk_rows >= stop - start:
+    index = np.frombuffer(index_bytes[:-4].tobytes(), dtype="<u8").reshape(total, 2)
+    dtype = _stored_dtype(array)
+    chunks = []
+    for i in range(n_chunks):
+        offset, size = index[i]
+        if offset == EMPTY:
+            chunks.append(None)
             continue
-        raw = blob[offset:offset + size]
-        if _crc(raw[:-4]) != raw[-4:]:
+        raw = blob[int(offset) : int(offset + size)]
+        if verify and _crc(raw[:-4]) != raw[-4:].tobytes():
             raise ShardReadError(f"{path}: chunk {i} checksum does not match")
         data = raw[:-4] if layout["zstd"] is None else layout["zstd"].decode(raw[:-4])
-        chunk = np.frombuffer(data, dtype=dtype).reshape(chunk_shape)
-        r0 = i * chunk_rows
-        take = min(chunk_rows, stop - start - r0)
-        out[r0:r0 + take] = chunk[:take]
+        chunk = np.frombuffer(data, dtype=dtype).reshape(chunk_rows, *array.shape[1:])
+        chunks.append(chunk[: min(chunk_rows, stop - start - i * chunk_rows)])
+    return chunk_rows, chunks
+
+
+def read_shard(array: zarr.Array, shard: int) -> np.ndarray:
+    """Rows [shard * shard_rows, ...) of `array` as one array, checksums verified; the
+    inverse of write_shard (any other layout is read through zarr)."""
+    chunk_rows, chunks = shard_chunks(array, shard)
+    rows = array.shards[0]
+    start, stop = shard * rows, min(array.shape[0], (shard + 1) * rows)
+    out = np.zeros((stop - start, *array.shape[1:]), _stored_dtype(array))
+    for i, chunk in enumerate(chunks):
+        if chunk is not None:
+            out[i * chunk_rows : i * chunk_rows + len(chunk)] = chunk
     return out

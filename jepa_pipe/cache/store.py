@@ -15,8 +15,9 @@ A store is a zarr v3 group whose arrays share the manifest's row order:
 Row arrays are sharded along N: one shard (``shard_size`` rows) is written by exactly one job,
 in one aligned write, because zarr loses rows when two processes write into one shard. A
 chunk holds one whole row (small per-row arrays: the shard's rows) and ends its codec chain
-with crc32c, so a flipped byte fails the read with the chunk named. Provenance lives in the group attribute ``jepa_pipe`` with a
-``fingerprint`` over it; ``complete`` is set only by finalize after it verified every shard.
+with crc32c, so a flipped byte fails the read with the chunk named. Provenance lives in the
+group attribute ``jepa_pipe`` with a ``fingerprint`` over it; ``complete`` is set only by
+finalize after it verified every shard.
 """
 
 from __future__ import annotations
@@ -59,8 +60,12 @@ def library_versions() -> dict[str, str]:
     import numcodecs
     import torch
 
-    versions = {"zarr": zarr.__version__, "numcodecs": numcodecs.__version__,
-                "torch": torch.__version__.split("+")[0], "numpy": np.__version__}
+    versions = {
+        "zarr": zarr.__version__,
+        "numcodecs": numcodecs.__version__,
+        "torch": torch.__version__.split("+")[0],
+        "numpy": np.__version__,
+    }
     try:
         import transformers
 
@@ -75,20 +80,39 @@ def library_versions() -> dict[str, str]:
 SMALL_ROW_BYTES = 4096
 
 
-def _row_array(group: zarr.Group, name: str, shape: tuple[int, ...], dtype: str,
-               shard_size: int, compress: bool) -> zarr.Array:
+def _row_array(
+    group: zarr.Group,
+    name: str,
+    shape: tuple[int, ...],
+    dtype: str,
+    shard_size: int,
+    compress: bool,
+) -> zarr.Array:
     n = shape[0]
     rows = max(1, min(shard_size, n))
     row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * np.dtype(dtype).itemsize
     chunks = (rows if row_bytes <= SMALL_ROW_BYTES else 1, *shape[1:])
     shards = (rows, *shape[1:])
     compressors = [ZstdCodec(level=3), Crc32cCodec()] if compress else [Crc32cCodec()]
-    return group.create_array(name, shape=shape, dtype=dtype, chunks=chunks, shards=shards,
-                              compressors=compressors, fill_value=0)
+    return group.create_array(
+        name,
+        shape=shape,
+        dtype=dtype,
+        chunks=chunks,
+        shards=shards,
+        compressors=compressors,
+        fill_value=0,
+    )
 
 
-def create_store(path: str | os.PathLike, kind: StoreKind, arrays: dict[str, tuple], *,
-                 shard_size: int, provenance: dict) -> zarr.Group:
+def create_store(
+    path: str | os.PathLike,
+    kind: StoreKind,
+    arrays: dict[str, tuple],
+    *,
+    shard_size: int,
+    provenance: dict,
+) -> zarr.Group:
     """Create the group and its arrays (metadata only) with provenance; complete = False.
 
     ``arrays`` maps name -> (shape, dtype, compress). Called once per store, by one job.
@@ -96,8 +120,13 @@ def create_store(path: str | os.PathLike, kind: StoreKind, arrays: dict[str, tup
     group = zarr.open_group(str(path), mode="w")
     for name, (shape, dtype, compress) in arrays.items():
         _row_array(group, name, tuple(shape), dtype, shard_size, compress)
-    meta = {"schema_version": SCHEMA_VERSION, "kind": kind, "shard_size": shard_size,
-            "rows": int(next(iter(arrays.values()))[0][0]), **provenance}
+    meta = {
+        "schema_version": SCHEMA_VERSION,
+        "kind": kind,
+        "shard_size": shard_size,
+        "rows": int(next(iter(arrays.values()))[0][0]),
+        **provenance,
+    }
     meta["fingerprint"] = fingerprint(meta)
     meta["complete"] = False
     group.attrs[ATTR] = meta
@@ -127,8 +156,9 @@ def shards_of_part(part: int, parts: int, rows: int, shard_size: int) -> list[in
 Expect = dict[str, Any]
 
 
-def open_store(path: str | os.PathLike, expect: Expect | None = None,
-               require_complete: bool = True) -> zarr.Group:
+def open_store(
+    path: str | os.PathLike, expect: Expect | None = None, require_complete: bool = True
+) -> zarr.Group:
     """Open a store read-only after checking that it is complete and matches ``expect``
     (any provenance key: teacher, token_grid, dim, fingerprint, frames_per_clip, size, ...)."""
     path = Path(path)
@@ -137,8 +167,10 @@ def open_store(path: str | os.PathLike, expect: Expect | None = None,
     group = zarr.open_group(str(path), mode="r")
     meta = store_meta(group)
     if require_complete and not meta.get("complete"):
-        raise CacheError(f"cache {path} is incomplete: its finalize step has not verified it "
-                         "(rerun `snakemake cache`; finished shards are kept)")
+        raise CacheError(
+            f"cache {path} is incomplete: its finalize step has not verified it "
+            "(rerun `snakemake cache`; finished shards are kept)"
+        )
     for key, want in (expect or {}).items():
         have = meta.get(key)
         if isinstance(have, list) and isinstance(want, tuple):
@@ -178,21 +210,26 @@ def verify_store(path: str | os.PathLike) -> dict:
     for shard in range(num_shards(rows, size)):
         marker = shard_marker(path, shard)
         if meta["kind"] != "text" and not marker.is_file():
-            raise CacheError(f"cache {path}: shard {shard} was never finished "
-                             f"(no {marker.name}); rerun the cache part that owns it")
+            raise CacheError(
+                f"cache {path}: shard {shard} was never finished "
+                f"(no {marker.name}); rerun the cache part that owns it"
+            )
         rng = shard_rows(shard, rows, size)
         sl = slice(rng.start, rng.stop)
         try:
             data = {name: group[name][sl] for name in row_arrays}
         except Exception as e:  # checksum or codec failure: name the shard
-            raise CacheError(f"cache {path}: shard {shard} (rows {sl.start}-{sl.stop - 1}) "
-                             f"is corrupt: {e}") from None
+            raise CacheError(
+                f"cache {path}: shard {shard} (rows {sl.start}-{sl.stop - 1}) is corrupt: {e}"
+            ) from None
         if "valid" in data:
             valid = data["valid"]
             done = json.loads(marker.read_text())
             if int(valid.sum()) != done["valid"]:
-                raise CacheError(f"cache {path}: shard {shard} has {int(valid.sum())} valid rows, "
-                                 f"its marker says {done['valid']}")
+                raise CacheError(
+                    f"cache {path}: shard {shard} has {int(valid.sum())} valid rows, "
+                    f"its marker says {done['valid']}"
+                )
             failures += done["failures"]
             for backend, count in done.get("decoded_with", {}).items():
                 decoded_with[backend] = decoded_with.get(backend, 0) + count
@@ -204,21 +241,30 @@ def verify_store(path: str | os.PathLike) -> dict:
             if name in data:
                 x = data[name].astype(np.float32)
                 if not np.isfinite(x).all():
-                    bad = sl.start + int(np.nonzero(~np.isfinite(x).reshape(len(x), -1)
-                                                    .all(1))[0][0])
-                    raise CacheError(f"cache {path}: non-finite {name} in row {bad} "
-                                     f"(shard {shard})")
+                    bad = sl.start + int(
+                        np.nonzero(~np.isfinite(x).reshape(len(x), -1).all(1))[0][0]
+                    )
+                    raise CacheError(
+                        f"cache {path}: non-finite {name} in row {bad} (shard {shard})"
+                    )
         main = next((n for n in ("tokens", "text", "frames") if n in data), None)
         if main is not None and main != "frames" and valid.any():
             x = data[main][valid].astype(np.float32)
             norms = np.linalg.norm(x, axis=-1)
             norm_sum, norm_count = norm_sum + float(norms.sum()), norm_count + norms.size
     stored = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-    summary = {"store": str(path), "kind": meta["kind"], "rows": rows, "valid": valid_total,
-               "invalid": rows - valid_total, "failures": failures,
-               "bytes": stored, "bytes_per_row": stored / max(rows, 1),
-               "mean_token_norm": norm_sum / norm_count if norm_count else None,
-               "fingerprint": meta["fingerprint"]}
+    summary = {
+        "store": str(path),
+        "kind": meta["kind"],
+        "rows": rows,
+        "valid": valid_total,
+        "invalid": rows - valid_total,
+        "failures": failures,
+        "bytes": stored,
+        "bytes_per_row": stored / max(rows, 1),
+        "mean_token_norm": norm_sum / norm_count if norm_count else None,
+        "fingerprint": meta["fingerprint"],
+    }
     if decoded_with:
         summary["decoded_with"] = decoded_with
     if "tokens" in row_arrays and meta["kind"] == "teacher":
