@@ -204,3 +204,89 @@ def bench_loader(fields: list, batch_size: int = 8, rounds: int = 3) -> dict:
         }
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def bench_train(cfg: dict, experiment: str, steps: int = 20) -> dict:
+    """What a cache-only training step costs, on the experiment's own caches and batch size:
+
+    - the loader's rows/s vs a memmap gather of the same rows (bench_loader);
+    - the fraction of step time spent waiting for data in a short run of the real loop
+      (its loader workers, metrics.parquet's data_wait_s; the first step is left out);
+    - the cache-only step vs the same step with the teacher run online on the batch's frames
+      (same student, same batches, one process, interleaved): ``ideal`` is
+      (teacher + cached step) / cached step, ``speedup`` the measured online / cached step
+      time, and ``efficiency`` = speedup / ideal (1.0: the cache removes the whole teacher
+      cost and adds nothing)."""
+    import copy
+
+    import numpy as np
+    import torch
+
+    from jepa_pipe.cache import projection
+    from jepa_pipe.cache.build import _load, teacher_weights
+    from jepa_pipe.cache.store import open_store
+    from jepa_pipe.train.loop import Trainer, store_path
+
+    scratch = Path(tempfile.mkdtemp(prefix="jepa_bench_train_"))
+    try:
+        run_cfg = copy.deepcopy(cfg)
+        run_cfg["experiments"][experiment]["steps"] = steps
+        run_cfg["experiments"][experiment]["checkpoint_every"] = 10**9
+        trainer = Trainer(run_cfg, experiment, runs=scratch / "run")
+        exp = trainer.exp
+        loader_result = bench_loader(trainer.data.fields, batch_size=exp["batch_size"], rounds=3)
+        summary = trainer.run(progress=False)
+
+        # cached vs online: a fresh trainer, batches read in this process
+        timed = Trainer(run_cfg, experiment, runs=scratch / "timed")
+        timed.data.workers = 0
+        tname = exp["teacher"]
+        tcfg = {**cfg["teachers"][tname], "weights": teacher_weights(cfg, tname)}
+        teacher = _load(tcfg, str(timed.device))
+        group = open_store(store_path(cfg, exp["dataset"], tname))
+        proj = projection.load(group)
+        timed.data.set_epoch(0, epochs=None)
+        batches = iter(timed.data)
+        cached, online, teacher_s = [], [], []
+        for i in range(steps):
+            batch = next(batches)
+            frames = torch.from_numpy(batch["frames"])
+            t0 = time.perf_counter()
+            timed.step(frames, torch.from_numpy(batch["tokens"]), 2 * i)
+            cached.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            tokens, _ = teacher.encode(batch["frames"])  # [B, L, D_teacher]
+            if proj is not None:  # the cache holds PCA-projected tokens: so does online
+                tokens = projection.project(tokens, proj["mean"], proj["components"])
+            t1 = time.perf_counter()
+            timed.step(
+                frames, torch.from_numpy(np.ascontiguousarray(tokens, np.float32)), 2 * i + 1
+            )
+            online.append(time.perf_counter() - t0)
+            teacher_s.append(t1 - t0)
+        keep = slice(2, None)  # warm-up steps left out
+        student = statistics.median(cached[keep])
+        teach = statistics.median(teacher_s[keep])
+        both = statistics.median(online[keep])
+        ideal = (teach + student) / student
+        return {
+            "bench": "train",
+            "experiment": experiment,
+            "device": str(timed.device),
+            "torch_threads": torch.get_num_threads(),
+            "batch_size": exp["batch_size"],
+            "steps": steps,
+            "loader_rows_per_s": loader_result["loader_rows_per_s"],
+            "memmap_gather_rows_per_s": loader_result["memmap_gather_rows_per_s"],
+            "loader_over_memmap": loader_result["loader_over_memmap"],
+            "loader_workers": exp["loader_workers"],
+            "data_wait_fraction": round(summary["data_wait_fraction"], 4),
+            "cached_step_s": round(student, 5),
+            "teacher_s": round(teach, 5),
+            "online_step_s": round(both, 5),
+            "ideal_speedup": round(ideal, 3),
+            "speedup": round(both / student, 3),
+            "efficiency": round(both / student / ideal, 3),
+        }
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

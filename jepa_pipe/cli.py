@@ -156,6 +156,10 @@ def _bench(args: argparse.Namespace) -> int:
             rel = read_manifest(plan.manifest).column("path").to_pylist()[: args.limit]
             paths, sampling = [str(plan.root / p) for p in rel], plan.sampling
         result = bench.bench_decode(paths, sampling, rounds=args.rounds)
+    elif args.what == "train":
+        if not (args.config and args.experiment):
+            raise JepaPipeError("bench train needs --config and --experiment")
+        result = bench.bench_train(_config(args), args.experiment, steps=args.steps)
     elif args.what == "loader":
         from jepa_pipe.cache.loader import Field
 
@@ -265,8 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     p.set_defaults(func=_train)
 
-    p = sub.add_parser("bench", help="decode / cache throughput as one JSON object")
-    p.add_argument("what", choices=["decode", "cache", "loader"])
+    p = sub.add_parser(
+        "bench", help="decode / cache / loader / train throughput as one JSON object"
+    )
+    p.add_argument("what", choices=["decode", "cache", "loader", "train"])
     p.add_argument("--config", type=Path, help="workflow config (manifests must exist)")
     p.add_argument("--dataset")
     p.add_argument("--videos", help="decode: a glob of video files instead of a dataset")
@@ -277,6 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--teacher", help="loader: the teacher store (default: the first)")
     p.add_argument("--batch-size", type=int, default=8, help="loader: rows per batch")
+    p.add_argument("--experiment", help="train: the experiment whose caches and step to time")
+    p.add_argument("--steps", type=int, default=20, help="train: steps per measurement")
     p.set_defaults(func=_bench)
 
     p = sub.add_parser("datasets", help="list the dataset readers, their splits and layouts")

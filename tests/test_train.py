@@ -135,6 +135,14 @@ def test_changed_settings_or_truncated_checkpoint_refuse_to_resume(tmp_path):
     cfg["experiments"]["st"]["loss"] = "l1"
     with pytest.raises(TrainingError, match=r"different settings \(loss\)"):
         train(cfg, "st", progress=False)
+    import zarr
+
+    teacher = zarr.open_group(str(tmp_path / "cache/ucf101/teacher.zarr"), mode="r+")
+    meta = teacher.attrs["jepa_pipe"]
+    teacher.attrs["jepa_pipe"] = {**meta, "fingerprint": "rebuilt"}  # as a rebuilt cache
+    with pytest.raises(TrainingError, match="trained on other caches"):
+        train(cfg_of(path), "st", progress=False)
+    teacher.attrs["jepa_pipe"] = meta
     last = tmp_path / "runs/st/checkpoints/last.pt"
     last.write_bytes(last.read_bytes()[:1000])
     with pytest.raises(TrainingError, match=r"last\.pt cannot be read.*truncated or corrupt"):

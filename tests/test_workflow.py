@@ -45,6 +45,7 @@ def test_dry_run_resolves_the_demo_dag(tmp_path):
         "cache_part": 12,
         "cache_finalize": 14,
         "cache_text": 4,
+        "train_experiment": 3,
     }
     for rule, count in counts.items():
         assert any(line.split()[:2] == [rule, str(count)] for line in out.splitlines()), out
@@ -93,6 +94,7 @@ def test_cache_target_builds_verified_stores(tmp_path):
     cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
     cfg["datasets"] = {"msvd": cfg["datasets"]["msvd"]}
     cfg["teachers"] = {k: cfg["teachers"][k] for k in ("videomae_tiny", "minilm")}
+    cfg.pop("experiments")  # they train on SSv2
     config = tmp_path / "one.yaml"
     config.write_text(yaml.safe_dump(cfg))
     res = snakemake(tmp_path, "--cores", "2", "cache", configfile=config)
@@ -109,3 +111,38 @@ def test_cache_target_builds_verified_stores(tmp_path):
         assert (tmp_path / f"logs/cache_part/msvd.{j}-of-2.log").is_file()
     again = snakemake(tmp_path, "-n", "cache", configfile=config)
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+@pytest.mark.slow
+def test_train_target_trains_the_three_demo_recipes_from_caches(tmp_path):
+    """`snakemake train` on the demo's SSv2 caches: all three recipes' losses fall, and
+    `bench train` reports its figures for one of them."""
+    import json
+
+    import pyarrow.parquet as pq
+    import yaml
+
+    cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    cfg["datasets"] = {"ssv2": cfg["datasets"]["ssv2"]}
+    cfg["teachers"] = {k: cfg["teachers"][k] for k in cfg["datasets"]["ssv2"]["teachers"]}
+    config = tmp_path / "ssv2.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    res = snakemake(tmp_path, "--cores", "2", "train", configfile=config)
+    assert res.returncode == 0, res.stderr[-3000:]
+    for name in ("st_jepa_demo", "vjepa_demo", "vjepa2_demo"):
+        run = tmp_path / "runs" / name
+        loss = pq.read_table(run / "metrics.parquet").column("loss").to_pylist()
+        assert len(loss) == cfg["experiments"][name]["steps"]
+        first, last = sum(loss[:10]) / 10, sum(loss[-10:]) / 10
+        assert last < 0.8 * first, (name, first, last)
+        assert (run / "student.pt").is_file() and (run / "config.yaml").is_file()
+        assert (tmp_path / "logs" / "train" / f"{name}.log").is_file()
+    bench = subprocess.run(
+        [sys.executable, "-m", "jepa_pipe", "bench", "train", "--config", "ssv2.yaml",
+         "--experiment", "st_jepa_demo", "--steps", "6"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert bench.returncode == 0, bench.stderr[-3000:]
+    figures = json.loads(bench.stdout.strip().splitlines()[-1])
+    assert figures["cached_step_s"] > 0 and figures["teacher_s"] > 0
+    assert 0 <= figures["data_wait_fraction"] < 1 and figures["ideal_speedup"] > 1

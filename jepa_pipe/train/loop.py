@@ -177,163 +177,151 @@ def normalise(frames: torch.Tensor, mean, std) -> torch.Tensor:
     return (x - m) / s
 
 
-def train(cfg: dict, name: str, until_step: int | None = None, progress: bool = True) -> dict:
-    """Train experiment ``name`` from the caches; resume from runs/{name}/checkpoints/last.pt
-    if present. ``until_step`` stops early (a checkpoint is written there), as a preemptible
-    job would. Returns a summary (also written to runs/{name}/summary.json)."""
-    exp = resolve_experiment(cfg, name)
-    dist = Distributed.from_env()
-    if dist.world > 1 and not torch.distributed.is_initialized():
-        backend = "nccl" if exp["device"] != "cpu" and torch.cuda.is_available() else "gloo"
-        torch.distributed.init_process_group(backend)
-    device = _device(exp, dist)
-    run_dir = Path(cfg["paths"]["runs"]) / name
-    ckpt_dir = run_dir / "checkpoints"
-    ds = exp["dataset"]
+class Trainer:
+    """One experiment's model, optimizer, schedule, EMA and loader, set up from the caches
+    (and resumed from runs/{name}/checkpoints/last.pt when it exists)."""
 
-    frames_path = store_path(cfg, ds, "frames")
-    teacher_path = store_path(cfg, ds, exp["teacher"])
-    frames_meta = store_meta(open_store(frames_path))
-    teacher = open_store(teacher_path, expect={"frames_fingerprint": frames_meta["fingerprint"]})
-    teacher_meta = store_meta(teacher)
-    grid, dim = tuple(teacher_meta["token_grid"]), teacher_meta["dim"]
-    _, t_frames, height, width, _ = open_store(frames_path)["frames"].shape
+    def __init__(self, cfg: dict, name: str, runs: Path | None = None):
+        exp = self.exp = resolve_experiment(cfg, name)
+        self.cfg, self.name = cfg, name
+        dist = self.dist = Distributed.from_env()
+        if dist.world > 1 and not torch.distributed.is_initialized():
+            backend = "nccl" if exp["device"] != "cpu" and torch.cuda.is_available() else "gloo"
+            torch.distributed.init_process_group(backend)
+        self.device = _device(exp, dist)
+        self.run_dir = Path(runs or cfg["paths"]["runs"]) / name
+        self.last = self.run_dir / "checkpoints" / "last.pt"
+        ds = exp["dataset"]
 
-    student_cfg = StudentConfig.from_dict(exp["student"])
-    torch.manual_seed(exp["seed"])
-    model = JepaModel(student_cfg, dim, exp["predictor"])
-    model.student.check_grid(t_frames, height, width, grid)
-    model.to(device)
+        frames_path = store_path(cfg, ds, "frames")
+        teacher_path = store_path(cfg, ds, exp["teacher"])
+        frames_meta = store_meta(open_store(frames_path))
+        expect = {"frames_fingerprint": frames_meta["fingerprint"]}
+        self.teacher_meta = store_meta(open_store(teacher_path, expect=expect))
+        self.grid = tuple(self.teacher_meta["token_grid"])
+        self.dim = self.teacher_meta["dim"]
+        _, self.t_frames, height, width, _ = open_store(frames_path)["frames"].shape
 
-    rows = train_rows(cfg, ds, exp["splits"])
-    data = CacheBatches(
-        [Field("frames", frames_path, "frames"), Field("tokens", teacher_path, "tokens")],
-        batch_size=exp["batch_size"],
-        rows=rows,
-        seed=exp["seed"],
-        workers=exp["loader_workers"],
-        rank=dist.rank,
-        world=dist.world,
-    )
-    per_epoch = data.batches_in_epoch(0)
-    if per_epoch == 0:
-        raise TrainingError(
-            f"{ds}: {len(rows)} training rows make no batch of {exp['batch_size']} "
-            f"(per rank, {dist.world} rank(s)); lower batch_size"
+        torch.manual_seed(exp["seed"])
+        self.model = JepaModel(StudentConfig.from_dict(exp["student"]), self.dim, exp["predictor"])
+        self.model.student.check_grid(self.t_frames, height, width, self.grid)
+        self.model.to(self.device)
+
+        rows = train_rows(cfg, ds, exp["splits"])
+        self.data = CacheBatches(
+            [Field("frames", frames_path, "frames"), Field("tokens", teacher_path, "tokens")],
+            batch_size=exp["batch_size"],
+            rows=rows,
+            seed=exp["seed"],
+            workers=exp["loader_workers"],
+            rank=dist.rank,
+            world=dist.world,
         )
-    total = exp.get("steps") or math.ceil(exp["epochs"] * per_epoch)
-    stages = clip_schedule(exp, t_frames, total)
-    ema = (
-        Ema(model.student, exp["ema"]["start"], exp["ema"]["end"], total) if "ema" in exp else None
-    )
-    opt = torch.optim.AdamW(
-        _param_groups(model, exp["optim"]["weight_decay"]),
-        lr=exp["optim"]["lr"],
-        betas=(0.9, 0.999),
-    )
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, total, exp["optim"]))
+        per_epoch = self.data.batches_in_epoch(0)
+        if per_epoch == 0:
+            raise TrainingError(
+                f"{ds}: {len(rows)} training rows make no batch of {exp['batch_size']} "
+                f"(per rank, {dist.world} rank(s)); lower batch_size"
+            )
+        total = self.total = exp.get("steps") or math.ceil(exp["epochs"] * per_epoch)
+        self.stages = clip_schedule(exp, self.t_frames, total)
+        self.ema = (
+            Ema(self.model.student, exp["ema"]["start"], exp["ema"]["end"], total)
+            if "ema" in exp
+            else None
+        )
+        self.opt = torch.optim.AdamW(
+            _param_groups(self.model, exp["optim"]["weight_decay"]),
+            lr=exp["optim"]["lr"],
+            betas=(0.9, 0.999),
+        )
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, lambda s: lr_at(s, total, exp["optim"])
+        )
+        self.net = self.model
+        if dist.world > 1:
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                self.model,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=True,  # the student's mask token: some masks only
+            )
+        self.provenance = {
+            "frames": {k: frames_meta.get(k) for k in ("fingerprint", "sampling", "view")},
+            "teacher": {
+                k: self.teacher_meta.get(k)
+                for k in (
+                    "teacher",
+                    "fingerprint",
+                    "token_grid",
+                    "dim",
+                    "mean",
+                    "std",
+                    "projection",
+                )
+            },
+        }
+        self.step_no, self.epoch, self.batch_in_epoch, self.metrics = 0, 0, 0, []
+        if self.last.is_file():
+            self._resume()
 
-    step, epoch, batch_in_epoch, metrics = 0, 0, 0, []
-    last = ckpt_dir / "last.pt"
-    if last.is_file():
-        state = load_checkpoint(last)
-        diff = same_training(state["experiment"], exp)
+    def _resume(self) -> None:
+        state = load_checkpoint(self.last)
+        diff = same_training(state["experiment"], self.exp)
         if diff:
             raise TrainingError(
-                f"{last} was trained with different settings ({', '.join(diff)}); resume with "
-                f"the same config, or move {run_dir} away to start over"
+                f"{self.last} was trained with different settings ({', '.join(diff)}); resume "
+                f"with the same config, or move {self.run_dir} away to start over"
             )
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["schedule"])
-        if ema is not None:
-            ema.module.load_state_dict(state["ema"])
-        step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
-        if (run_dir / "metrics.parquet").is_file():
-            old = pq.read_table(run_dir / "metrics.parquet").to_pylist()
-            metrics = [r for r in old if r["step"] <= step]
-        log.info("resumed %s at step %d (epoch %d, batch %d)", name, step, epoch, batch_in_epoch)
-
-    provenance = {
-        "frames": {k: frames_meta.get(k) for k in ("fingerprint", "sampling", "view")},
-        "teacher": {
-            k: teacher_meta.get(k)
-            for k in ("teacher", "fingerprint", "token_grid", "dim", "mean", "std", "projection")
-        },
-    }
-    if dist.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        ckpt_dir.mkdir(exist_ok=True)
-        resolved = {"experiment": exp, "caches": provenance, "config": cfg}
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
-
-    net = model
-    if dist.world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(
-            model,
-            device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=True,  # the student's mask token is used by some masks only
-        )
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else None
-    mean, std = teacher_meta.get("mean", [0.5] * 3), teacher_meta.get("std", [0.5] * 3)
-    t_grid = grid[0] / t_frames  # token steps per frame
-
-    def save(final: bool = False) -> None:
-        if not dist.main:
-            return
-        state = {
-            "experiment": exp,
-            "model": model.state_dict(),
-            "optimizer": opt.state_dict(),
-            "schedule": sched.state_dict(),
-            "ema": ema.module.state_dict() if ema is not None else None,
-            "step": step,
-            "epoch": epoch,
-            "batch_in_epoch": batch_in_epoch,
-        }
-        _save(state, last)
-        _write_metrics(metrics, run_dir / "metrics.parquet")
-        if final:
-            _save(
-                {
-                    "student_config": exp["student"],
-                    "student": model.student.state_dict(),
-                    "ema": ema.module.state_dict() if ema is not None else None,
-                    "experiment": exp,
-                    "caches": provenance,
-                    "step": step,
-                },
-                run_dir / "student.pt",
+        if state.get("caches") != self.provenance:
+            raise TrainingError(
+                f"{self.last} was trained on other caches than "
+                f"{self.exp['dataset']}/{{frames,{self.exp['teacher']}}} are now (a cache was "
+                f"rebuilt); move {self.run_dir} away to train on the new caches"
             )
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["schedule"])
+        if self.ema is not None:
+            self.ema.module.load_state_dict(state["ema"])
+        self.step_no, self.epoch = state["step"], state["epoch"]
+        self.batch_in_epoch = state["batch_in_epoch"]
+        metrics = self.run_dir / "metrics.parquet"
+        if metrics.is_file():
+            old = pq.read_table(metrics).to_pylist()
+            self.metrics = [r for r in old if r["step"] <= self.step_no]
+        log.info("resumed %s at step %d (epoch %d, batch %d)", self.name, self.step_no,
+                 self.epoch, self.batch_in_epoch)  # fmt: skip
 
-    from tqdm import tqdm
+    def clip_frames(self, step: int) -> int:
+        return self.stages[min(len(self.stages) - 1, step * len(self.stages) // self.total)]
 
-    bar = tqdm(total=total, initial=step, desc=name, disable=not (progress and dist.main))
-    stop = min(total, until_step) if until_step else total
-    model.train()
-    data.set_epoch(epoch, batch_in_epoch, epochs=None)  # one iterator, endless epochs
-    batches = iter(loader(data))
-    while step < stop:
-        waited = time.perf_counter()
-        batch = next(batches)
-        t0 = time.perf_counter()
-        wait = t0 - waited
-        epoch = int(batch["epoch"])
-        n_frames = stages[min(len(stages) - 1, step * len(stages) // total)]
-        t_tokens = int(n_frames * t_grid)
-        frames = batch["frames"].to(device, non_blocking=True)[:, :n_frames]
+    def step(self, frames: torch.Tensor, tokens: torch.Tensor, step: int) -> dict:
+        """One optimizer step. frames uint8 [B, T, H, W, 3], tokens [B, L, D] (the cached
+        targets, or a teacher's output when a benchmark runs it online)."""
+        exp, device, grid, dim = self.exp, self.device, self.grid, self.dim
+        n_frames = self.clip_frames(step)
+        t_tokens = n_frames * grid[0] // self.t_frames
+        frames = frames.to(device, non_blocking=True)[:, :n_frames]
         b = len(frames)
-        targets = batch["tokens"].to(device, non_blocking=True)  # [B, L, D] float16
+        targets = tokens.to(device, non_blocking=True)  # [B, L, D]
         targets = targets.view(b, *grid, dim)[:, :t_tokens].reshape(b, -1, dim).float()
         check_finite(step, targets=targets)
+        mean = self.teacher_meta.get("mean", [0.5] * 3)
+        std = self.teacher_meta.get("std", [0.5] * 3)
         video = normalise(frames, mean, std)  # [B, 3, T, H, W]
-        masks = make_masks(exp["masking"], (t_tokens, *grid[1:]), b, exp["seed"], step, dist.rank)
+        masks = make_masks(
+            exp["masking"], (t_tokens, *grid[1:]), b, exp["seed"], step, self.dist.rank
+        )
         pairs = [
             (torch.from_numpy(m.context).to(device), torch.from_numpy(m.target).to(device))
             for m in masks
         ]
-        with autocast or torch.autocast("cpu", enabled=False):
-            outs = net(video, pairs)
+        if device.type == "cuda":
+            autocast = torch.autocast("cuda", dtype=torch.bfloat16)
+        else:
+            autocast = torch.autocast("cpu", enabled=False)  # fp32 on CPU
+        with autocast:
+            outs = self.net(video, pairs)
             losses = [
                 token_loss(
                     pred.float(),
@@ -345,45 +333,107 @@ def train(cfg: dict, name: str, until_step: int | None = None, progress: bool = 
             ]
             loss = torch.stack(losses).mean()
         check_finite(step, loss=loss)
-        opt.zero_grad(set_to_none=True)
+        self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), exp["optim"]["grad_clip"])
-        lr = opt.param_groups[0]["lr"]
-        opt.step()
-        sched.step()
-        momentum = ema.update(model.student, step) if ema is not None else None
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), exp["optim"]["grad_clip"])
+        lr = self.opt.param_groups[0]["lr"]
+        self.opt.step()
+        self.sched.step()
+        momentum = self.ema.update(self.model.student, step) if self.ema is not None else None
         value = loss.detach()
-        if dist.world > 1:
+        if self.dist.world > 1:
             torch.distributed.all_reduce(value)
-            value /= dist.world
+            value /= self.dist.world
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        step_s = time.perf_counter() - t0
-        step += 1
-        batch_in_epoch = int(batch["index"]) + 1
-        metrics.append(
-            {
-                "step": step,
-                "epoch": epoch,
-                "loss": float(value),
-                "lr": lr,
-                "samples_per_s": b * dist.world / (step_s + wait),
-                "data_wait_s": wait,
-                "step_s": step_s,
-                "clip_frames": n_frames,
-                "ema_momentum": momentum,
-            }
-        )
-        bar.update(1)
-        bar.set_postfix(loss=f"{float(value):.4f}")
-        if step % exp["checkpoint_every"] == 0 or step == stop:
-            save(final=step == total)
-    del batches  # stops the loader's worker processes
-    bar.close()
-    summary = _summary(exp, metrics, step, total, dist, model)
-    if dist.main:
-        write_json_atomic(run_dir / "summary.json", summary)
-    return summary
+        return {"loss": float(value), "lr": lr, "clip_frames": n_frames, "ema_momentum": momentum}
+
+    def save(self, final: bool = False) -> None:
+        if not self.dist.main:
+            return
+        state = {
+            "experiment": self.exp,
+            "caches": self.provenance,
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "schedule": self.sched.state_dict(),
+            "ema": self.ema.module.state_dict() if self.ema is not None else None,
+            "step": self.step_no,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+        }
+        _save(state, self.last)
+        _write_metrics(self.metrics, self.run_dir / "metrics.parquet")
+        if final:
+            _save(
+                {
+                    "student_config": self.exp["student"],
+                    "student": self.model.student.state_dict(),
+                    "ema": self.ema.module.state_dict() if self.ema is not None else None,
+                    "experiment": self.exp,
+                    "caches": self.provenance,
+                    "step": self.step_no,
+                },
+                self.run_dir / "student.pt",
+            )
+
+    def run(self, until_step: int | None = None, progress: bool = True) -> dict:
+        from tqdm import tqdm
+
+        if self.dist.main:
+            self.last.parent.mkdir(parents=True, exist_ok=True)
+            resolved = {"experiment": self.exp, "caches": self.provenance, "config": self.cfg}
+            (self.run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+        total, world = self.total, self.dist.world
+        stop = min(total, until_step) if until_step else total
+        bar = tqdm(
+            total=total, initial=self.step_no, desc=self.name,
+            disable=not (progress and self.dist.main),
+        )  # fmt: skip
+        self.model.train()
+        self.data.set_epoch(self.epoch, self.batch_in_epoch, epochs=None)  # endless epochs
+        batches = iter(loader(self.data))
+        while self.step_no < stop:
+            waited = time.perf_counter()
+            batch = next(batches)
+            t0 = time.perf_counter()
+            wait = t0 - waited
+            self.epoch = int(batch["epoch"])
+            out = self.step(batch["frames"], batch["tokens"], self.step_no)
+            step_s = time.perf_counter() - t0
+            self.step_no += 1
+            self.batch_in_epoch = int(batch["index"]) + 1
+            b = len(batch["frames"])
+            self.metrics.append(
+                {
+                    "step": self.step_no,
+                    "epoch": self.epoch,
+                    "loss": out["loss"],
+                    "lr": out["lr"],
+                    "samples_per_s": b * world / (step_s + wait),
+                    "data_wait_s": wait,
+                    "step_s": step_s,
+                    "clip_frames": out["clip_frames"],
+                    "ema_momentum": out["ema_momentum"],
+                }
+            )
+            bar.update(1)
+            bar.set_postfix(loss=f"{out['loss']:.4f}")
+            if self.step_no % self.exp["checkpoint_every"] == 0 or self.step_no == stop:
+                self.save(final=self.step_no == total)
+        del batches  # stops the loader's worker processes
+        bar.close()
+        summary = _summary(self.exp, self.metrics, self.step_no, total, self.dist, self.model)
+        if self.dist.main:
+            write_json_atomic(self.run_dir / "summary.json", summary)
+        return summary
+
+
+def train(cfg: dict, name: str, until_step: int | None = None, progress: bool = True) -> dict:
+    """Train experiment ``name`` from the caches; resume from runs/{name}/checkpoints/last.pt
+    if present. ``until_step`` stops early (a checkpoint is written there), as a preemptible
+    job would. Returns a summary (also written to runs/{name}/summary.json)."""
+    return Trainer(cfg, name).run(until_step=until_step, progress=progress)
 
 
 def _params_checksum(model: torch.nn.Module) -> float:
