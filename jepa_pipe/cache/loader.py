@@ -194,6 +194,7 @@ class CacheBatches(IterableDataset):
             for s in (rows // self.block_rows) * self.block_rows:
                 left[int(s)] = left.get(int(s), 0) + 1
         loaded: dict[int, dict[str, _Block]] = {}
+        shapes = {name: (a.shape[1:], a.dtype) for name, a in arrays.items()}
         n = len(self.valid)
         for k, rows in enumerate(batches, start=skip):
             starts = (rows // self.block_rows) * self.block_rows
@@ -202,21 +203,25 @@ class CacheBatches(IterableDataset):
                     stop = min(s + self.block_rows, n)
                     loaded[s] = {name: self._read(name, a, s, stop) for name, a in arrays.items()}
             batch = {}
-            for name, array in arrays.items():
-                out = np.empty((len(rows), *array.shape[1:]), array.dtype)
-                for i, (r, s) in enumerate(zip(rows, starts, strict=True)):
+            local = (rows - starts).tolist()
+            owners = starts.tolist()
+            for name, (row_shape, dtype) in shapes.items():
+                out = np.empty((len(rows), *row_shape), dtype)
+                for i, (r, s) in enumerate(zip(local, owners, strict=True)):
                     # the one copy of each row (a Python loop of row copies beats np.take
                     # over a strided view of the shard, measured)
-                    out[i] = loaded[int(s)][name].row(int(r - s))
+                    out[i] = loaded[s][name].row(r)
                 batch[name] = out
+            out = None  # the consumer owns the batch now
             batch["row"] = rows.copy()
             batch["epoch"] = np.int64(epoch)
             batch["index"] = np.int64(k * readers + worker)  # position in the epoch
-            for s in starts:
-                left[int(s)] -= 1
-                if not left[int(s)]:
-                    loaded.pop(int(s), None)
+            for s in owners:
+                left[s] -= 1
+                if not left[s]:
+                    loaded.pop(s, None)
             yield batch
+            batch = None
 
     def _assignment(self, epoch: int, slot: int) -> tuple[int, int]:
         """(reader plan, batches to skip) for DataLoader worker ``slot``. Epochs are cut to
