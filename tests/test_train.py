@@ -122,6 +122,22 @@ def test_metrics_and_resolved_config_are_written(tmp_path):
     assert resolved["caches"]["teacher"]["token_grid"] == [4, 2, 2]
 
 
+def test_target_dimension_mismatch_names_both_values(tmp_path):
+    cfg = cfg_of(write_train_caches(tmp_path))
+    cfg["experiments"]["st"]["target_dim"] = 384
+    with pytest.raises(TrainingError, match=r"expects 384-d targets .* holds 12-d tokens"):
+        train(cfg, "st", progress=False)
+
+
+def test_student_grid_must_match_the_cache(tmp_path):
+    cfg = cfg_of(write_train_caches(tmp_path))
+    cfg["experiments"]["st"]["student"]["patch_size"] = 8
+    with pytest.raises(
+        GridMismatch, match=r"student token grid \[4, 4, 4\].*token grid \[4, 2, 2\]"
+    ):
+        train(cfg, "st", progress=False)
+
+
 def test_nan_target_stops_with_step_and_tensor_named(tmp_path):
     cfg = cfg_of(write_train_caches(tmp_path, nan_row=0))
     with pytest.raises(TrainingError, match=r"step \d+: targets has 1 NaN/Inf value"):

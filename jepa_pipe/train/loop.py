@@ -201,6 +201,19 @@ class Trainer:
         self.grid = tuple(self.teacher_meta["token_grid"])
         self.dim = self.teacher_meta["dim"]
         _, self.t_frames, height, width, _ = open_store(frames_path)["frames"].shape
+        tokens_shape = tuple(open_store(teacher_path)["tokens"].shape[1:])
+        if tokens_shape != (math.prod(self.grid), self.dim):
+            raise TrainingError(
+                f"{teacher_path}: tokens are [L, D] = {list(tokens_shape)}, but its token grid "
+                f"{list(self.grid)} and dim {self.dim} say [{math.prod(self.grid)}, {self.dim}]"
+            )
+        want = exp.get("target_dim")
+        if want is not None and want != self.dim:
+            raise TrainingError(
+                f"experiment {name!r} expects {want}-d targets (target_dim), but the "
+                f"{exp['teacher']} cache holds {self.dim}-d tokens (projection: "
+                f"{self.teacher_meta.get('projection')})"
+            )
 
         torch.manual_seed(exp["seed"])
         self.model = JepaModel(StudentConfig.from_dict(exp["student"]), self.dim, exp["predictor"])

@@ -43,7 +43,9 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "checkpoint_every": 1000,
     "seed": 0,
     "splits": ["train"],
-    "loader_workers": 1,
+    # 0 reads in the training process: on CPU that is faster than handing batches over from
+    # a worker (measured: 2.4% vs 5.1% of step time waiting); recipes for GPUs set more.
+    "loader_workers": 0,
     "device": "auto",
 }
 

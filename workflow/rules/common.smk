@@ -10,7 +10,7 @@ from snakemake.exceptions import WorkflowError
 
 from jepa_pipe.cache.build import plan_from_config, teacher_weights, tiny_checkpoint
 from jepa_pipe.config import ConfigError, validate_config
-from jepa_pipe.train.recipe import VIDEO_SYSTEMS
+from jepa_pipe.train.recipe import VIDEO_SYSTEMS, resolve_experiment
 
 try:
     _validated = validate_config(config)

@@ -26,7 +26,7 @@ rule train_experiment:
         summary=f"{RUNS}/{{experiment}}/summary.json",
     params:
         config=RESOLVED_CONFIG,
-    threads: lambda wc: 1 + EXPERIMENTS[wc.experiment].get("loader_workers", 1)
+    threads: lambda wc: 1 + resolve_experiment(config, wc.experiment)["loader_workers"]
     resources:
         gpu=lambda wc: int(train_device(wc.experiment) != "cpu"),
     log:
