@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -186,8 +187,18 @@ def test_two_process_gloo_ddp_step(tmp_path):
         "--standalone", "-m", "jepa_pipe", "train", "--config", str(path),
         "--experiment", "st", "--no-progress",
     ]  # fmt: skip
-    res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
-    assert res.returncode == 0, res.stderr[-3000:]
+    # its own session, so a hang cannot leave rank processes behind the test
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        _, err = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail("two-process DDP training did not finish in 300 s")
+    assert proc.returncode == 0, err[-3000:]
     summary = json.loads((tmp_path / "runs/st/summary.json").read_text())
     assert summary["world_size"] == 2 and summary["ranks_in_sync"] and summary["finished"]
     assert len(losses(tmp_path / "runs/st")) == 6

@@ -189,28 +189,30 @@ class CacheBatches(IterableDataset):
         if not batches:
             return
         arrays = self._arrays()  # opened in the worker process
+        # Per-batch bookkeeping in Python ints: numpy calls on 8-row arrays (np.unique, row
+        # arithmetic) cost more than the row copies themselves (measured).
+        br = self.block_rows
+        plan = [(rows, rows.tolist()) for rows in batches]
         left: dict[int, int] = {}  # block start -> rows still to yield from it
-        for rows in batches:
-            for s in (rows // self.block_rows) * self.block_rows:
-                left[int(s)] = left.get(int(s), 0) + 1
+        for _, rl in plan:
+            for r in rl:
+                left[r - r % br] = left.get(r - r % br, 0) + 1
         loaded: dict[int, dict[str, _Block]] = {}
         shapes = {name: (a.shape[1:], a.dtype) for name, a in arrays.items()}
         n = len(self.valid)
-        for k, rows in enumerate(batches, start=skip):
-            starts = (rows // self.block_rows) * self.block_rows
-            for s in map(int, np.unique(starts)):
+        for k, (rows, rl) in enumerate(plan, start=skip):
+            owners = [r - r % br for r in rl]
+            for s in owners:
                 if s not in loaded:
-                    stop = min(s + self.block_rows, n)
+                    stop = min(s + br, n)
                     loaded[s] = {name: self._read(name, a, s, stop) for name, a in arrays.items()}
             batch = {}
-            local = (rows - starts).tolist()
-            owners = starts.tolist()
             for name, (row_shape, dtype) in shapes.items():
-                out = np.empty((len(rows), *row_shape), dtype)
-                for i, (r, s) in enumerate(zip(local, owners, strict=True)):
+                out = np.empty((len(rl), *row_shape), dtype)
+                for i, (r, s) in enumerate(zip(rl, owners, strict=True)):
                     # the one copy of each row (a Python loop of row copies beats np.take
                     # over a strided view of the shard, measured)
-                    out[i] = loaded[s][name].row(r)
+                    out[i] = loaded[s][name].row(r - s)
                 batch[name] = out
             out = None  # the consumer owns the batch now
             batch["row"] = rows.copy()
