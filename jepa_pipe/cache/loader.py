@@ -78,7 +78,7 @@ class CacheBatches(IterableDataset):
         self.epochs: int | None = 1  # epochs one iterator runs; None = until the consumer stops
         self._opened: tuple | None = None  # (pid, arrays): zarr handles of this process
         self._verified: set = set()  # shards whose checksums this process has checked
-        self._mapped: dict = {}  # memory-mapped shards of uncompressed arrays, kept open
+        self._mapped: dict = {}  # (array, block start) -> mapped uncompressed shard, kept open
         groups = {f.store: open_store(f.store) for f in self.fields}
         counts = {str(p): store_meta(g)["rows"] for p, g in groups.items()}
         if len(set(counts.values())) != 1:
@@ -112,22 +112,20 @@ class CacheBatches(IterableDataset):
         readers = self.world * self._readers()
         me = self.rank * self._readers() + worker
         order = np.random.default_rng([self.seed, epoch]).permutation(len(self.blocks))
-        mine = [self.blocks[i] for i in order[me::readers]]
+        mine = np.asarray(self.blocks, np.int64)[order[me::readers]]
         rng = np.random.default_rng([self.seed, epoch, me])
+        n = len(self.valid)
+        rows = mine[:, None] + np.arange(self.block_rows)  # [blocks, block_rows]
+        keep = (rows < n) & self.valid[np.minimum(rows, n - 1)]
         seq = []
         for i in range(0, len(mine), self.buffer_blocks):
-            rows = np.concatenate(
-                [
-                    s + np.flatnonzero(self.valid[s : s + self.block_rows])
-                    for s in mine[i : i + self.buffer_blocks]
-                ]
-            )
-            seq.append(rows[rng.permutation(len(rows))])
+            buffer = rows[i : i + self.buffer_blocks][keep[i : i + self.buffer_blocks]]
+            seq.append(buffer[rng.permutation(len(buffer))])
         seq = np.concatenate(seq) if seq else np.zeros(0, np.int64)
         full = len(seq) - len(seq) % self.batch_size
         # rows sorted inside a batch: its membership is what is random; reading in row order
         # walks each shard file forwards
-        batches = [np.sort(seq[s : s + self.batch_size]) for s in range(0, full, self.batch_size)]
+        batches = list(np.sort(seq[:full].reshape(-1, self.batch_size), axis=1))
         if not self.drop_last and full < len(seq):
             batches.append(np.sort(seq[full:]))
         return batches
@@ -150,17 +148,18 @@ class CacheBatches(IterableDataset):
     def _read(self, name: str, array, start: int, stop: int) -> _Block:
         """A block: one memory-mapped shard file when the block is a whole shard (checksums
         verified on its first read in this process), else a zarr read."""
+        mapped = self._mapped.get((name, start))
+        if mapped is not None:
+            return mapped
         rows = array.shards[0] if array.shards else None
         if rows and start % rows == 0 and stop - start <= rows:
             key = (name, start // rows)
-            if key in self._mapped:
-                return self._mapped[key]
             verify = key not in self._verified
             chunk_rows, chunks = shard_chunks(array, start // rows, verify=verify)
             self._verified.add(key)
             block = _Block(chunk_rows, chunks, array.shape[1:], array.dtype)
             if self._keeps_mapped[name]:  # views of the page cache: keep them for next epoch
-                self._mapped[key] = block
+                self._mapped[(name, start)] = block
             return block
         data = array[start:stop]
         return _Block(len(data), [data], array.shape[1:], array.dtype)
