@@ -93,6 +93,7 @@ def test_bench_loader_reports_both_rates(stores):
     result = bench_loader(stores, batch_size=4, rounds=1)
     assert result["rows"] == 44  # 47 valid rows, whole batches of 4
     assert result["loader_rows_per_s"] > 0 and result["memmap_gather_rows_per_s"] > 0
+    assert result["row_copies_over_memmap"] > 0  # uncompressed shards: the copy-only bound
 
 
 def test_resuming_at_batch_k_yields_the_rest_of_the_epoch(stores):

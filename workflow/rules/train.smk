@@ -26,7 +26,9 @@ rule train_experiment:
         summary=f"{RUNS}/{{experiment}}/summary.json",
     params:
         config=RESOLVED_CONFIG,
-    threads: lambda wc: 1 + resolve_experiment(config, wc.experiment)["loader_workers"]
+    # training is compute-bound: torch gets the job's threads (Snakemake caps them at
+    # --cores), so two jobs never oversubscribe the same cores
+    threads: lambda wc: 4 + resolve_experiment(config, wc.experiment)["loader_workers"]
     resources:
         gpu=lambda wc: int(train_device(wc.experiment) != "cpu"),
     log:
@@ -36,5 +38,5 @@ rule train_experiment:
     conda:
         "../envs/jepa_pipe.yaml"
     shell:
-        "python -m jepa_pipe train --config {params.config} --experiment {wildcards.experiment}"
-        " --no-progress > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} python -m jepa_pipe train --config {params.config}"
+        " --experiment {wildcards.experiment} --no-progress > {log} 2>&1"
