@@ -244,8 +244,8 @@ def bench_train(cfg: dict, experiment: str, steps: int = 20) -> dict:
 
     from jepa_pipe.cache import projection
     from jepa_pipe.cache.build import _load, teacher_weights
-    from jepa_pipe.cache.store import open_store
-    from jepa_pipe.train.loop import Trainer, store_path
+    from jepa_pipe.cache.store import open_store, store_path
+    from jepa_pipe.train.loop import Trainer
 
     scratch = Path(tempfile.mkdtemp(prefix="jepa_bench_train_"))
     try:
@@ -263,7 +263,7 @@ def bench_train(cfg: dict, experiment: str, steps: int = 20) -> dict:
         tname = exp["teacher"]
         tcfg = {**cfg["teachers"][tname], "weights": teacher_weights(cfg, tname)}
         teacher = _load(tcfg, str(timed.device))
-        group = open_store(store_path(cfg, exp["dataset"], tname))
+        group = open_store(store_path(cfg["paths"]["cache"], exp["dataset"], tname))
         proj = projection.load(group)
         timed.data.set_epoch(0, epochs=None)
         batches = iter(timed.data)

@@ -39,7 +39,7 @@ from jepa_pipe.cache.store import (
     verify_store,
     write_json_atomic,
 )
-from jepa_pipe.datasets.manifest import read_manifest
+from jepa_pipe.datasets.manifest import manifest_path, read_manifest
 from jepa_pipe.sampling import ClipSampling
 
 log = get_logger("cache")
@@ -101,7 +101,7 @@ def plan_from_config(cfg: dict, dataset: str) -> CachePlan:
     return CachePlan(
         dataset=dataset,
         root=Path(ds["root"]),
-        manifest=Path(cfg["paths"]["manifests"]) / f"{dataset}.parquet",
+        manifest=manifest_path(cfg["paths"]["manifests"], dataset),
         cache_dir=Path(cfg["paths"]["cache"]) / dataset,
         sampling=ClipSampling.from_config(decode),
         teachers={

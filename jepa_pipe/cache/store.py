@@ -133,6 +133,11 @@ def create_store(
     return group
 
 
+def store_path(cache_root: str | os.PathLike, dataset: str, name: str) -> Path:
+    """Where store ``name`` (frames, a teacher, ``<store>.v<v>``) of ``dataset`` lives."""
+    return Path(cache_root) / dataset / f"{name}.zarr"
+
+
 def store_meta(group: zarr.Group) -> dict:
     meta = group.attrs.asdict().get(ATTR)
     if meta is None:

@@ -112,6 +112,11 @@ def write_manifest(table: pa.Table, out: str | os.PathLike) -> Path:
     return out
 
 
+def manifest_path(manifests_root: str | os.PathLike, dataset: str) -> Path:
+    """One manifest per dataset, holding every split."""
+    return Path(manifests_root) / f"{dataset}.parquet"
+
+
 def read_manifest(path: str | os.PathLike) -> pa.Table:
     """Read a manifest and check it against the contract."""
     path = Path(path)

@@ -7,6 +7,7 @@ H'·W' of them or the K kept by a tube mask); a block reshapes it for the axis i
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Literal
 
@@ -24,11 +25,13 @@ def sincos_1d(pos: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.cat([angles.sin(), angles.cos()], dim=1).float()
 
 
+@functools.lru_cache(maxsize=32)
 def sincos_3d(grid: tuple[int, int, int], dim: int) -> torch.Tensor:
     """Positions of a (T', H', W') grid in raster order -> [T'·H'·W', dim].
 
     Fixed rather than learned, so a student trained on 8-frame clips runs on 16-frame clips
-    (the V-JEPA 2 clip-length schedule) without interpolating a table."""
+    (the V-JEPA 2 clip-length schedule) without interpolating a table. Cached and shared by
+    every module (read-only: callers add it out of place)."""
     t, h, w = grid
     part = 2 * (dim // 6)
     tt, hh, ww = torch.meshgrid(torch.arange(t), torch.arange(h), torch.arange(w), indexing="ij")

@@ -21,12 +21,6 @@ class Predictor(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, out_dim)
         self.dim = dim
-        self._pos: dict[Grid, torch.Tensor] = {}
-
-    def pos(self, grid: Grid, device) -> torch.Tensor:
-        if grid not in self._pos:
-            self._pos[grid] = sincos_3d(grid, self.dim)
-        return self._pos[grid].to(device)
 
     def forward(
         self,
@@ -37,7 +31,7 @@ class Predictor(nn.Module):
     ) -> torch.Tensor:
         """tokens [B, Nc, in_dim] at raster positions context_index [B, Nc]; target_index
         [B, Nt] -> predictions [B, Nt, out_dim]."""
-        pos = self.pos(grid, tokens.device)  # [L, dim]
+        pos = sincos_3d(tuple(grid), self.dim).to(tokens.device)  # [L, dim]
         context = self.embed(tokens) + pos[context_index]
         queries = self.mask_token + pos[target_index]
         x = torch.cat([context, queries], dim=1)

@@ -97,7 +97,6 @@ class VideoStudent(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg.dim, cfg.heads, a) for a in self.axes)
         self.mask_token = nn.Parameter(torch.zeros(cfg.dim)) if cfg.arch != "joint" else None
         self.norm = nn.LayerNorm(cfg.dim)
-        self._pos: dict[Grid, torch.Tensor] = {}
 
     @property
     def dim(self) -> int:
@@ -119,11 +118,6 @@ class VideoStudent(nn.Module):
                 "they match"
             )
 
-    def pos(self, grid: Grid, device) -> torch.Tensor:
-        if grid not in self._pos:
-            self._pos[grid] = sincos_3d(grid, self.cfg.dim)
-        return self._pos[grid].to(device)
-
     def forward_features(
         self, video: torch.Tensor, context: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -131,7 +125,7 @@ class VideoStudent(nn.Module):
         None for every token. Returns (tokens [B, N, D], index [B, N] raster positions)."""
         x = self.patch(video)  # [B, T', H', W', D]
         b, t, h, w, d = x.shape
-        x = x.reshape(b, t, h * w, d) + self.pos((t, h, w), x.device).view(1, t, h * w, d)
+        x = x.reshape(b, t, h * w, d) + sincos_3d((t, h, w), d).to(x.device).view(1, t, h * w, d)
         if context is None:
             context = torch.ones(b, t, h, w, dtype=torch.bool, device=x.device)
         if tuple(context.shape[1:]) != (t, h, w):
@@ -149,7 +143,7 @@ class VideoStudent(nn.Module):
         grid_layout = self.axes[0] != "joint"
         if grid_layout:  # factorized blocks need the full grid: hidden tokens -> mask embedding
             x = torch.where(
-                keep.reshape(b, -1, 1), x, self.mask_token + self.pos((t, h, w), x.device)
+                keep.reshape(b, -1, 1), x, self.mask_token + sincos_3d((t, h, w), d).to(x.device)
             )
             x = x.view(b, t, h * w, d)
         else:

@@ -26,18 +26,13 @@ import yaml
 
 from jepa_pipe import JepaPipeError, get_logger
 from jepa_pipe.cache.loader import CacheBatches, Field, loader
-from jepa_pipe.cache.store import open_store, store_meta, write_json_atomic
+from jepa_pipe.cache.store import open_store, store_meta, store_path, write_json_atomic
 from jepa_pipe.losses import token_loss
 from jepa_pipe.masking import make_masks
 from jepa_pipe.models import Ema, JepaModel, StudentConfig
 from jepa_pipe.train.recipe import resolve_experiment, same_training
 
 log = get_logger("train")
-
-METRIC_COLUMNS = (
-    "step", "epoch", "loss", "lr", "samples_per_s", "data_wait_s", "step_s", "clip_frames",
-    "ema_momentum",
-)  # fmt: skip
 
 
 class TrainingError(JepaPipeError):
@@ -60,14 +55,10 @@ class Distributed:
         return self.rank == 0
 
 
-def store_path(cfg: dict, dataset: str, store: str) -> Path:
-    return Path(cfg["paths"]["cache"]) / dataset / f"{store}.zarr"
-
-
 def train_rows(cfg: dict, dataset: str, splits: list[str]) -> np.ndarray:
-    from jepa_pipe.datasets.manifest import read_manifest
+    from jepa_pipe.datasets.manifest import manifest_path, read_manifest
 
-    table = read_manifest(Path(cfg["paths"]["manifests"]) / f"{dataset}.parquet")
+    table = read_manifest(manifest_path(cfg["paths"]["manifests"], dataset))
     split = np.asarray(table.column("split").to_pylist())
     unknown = sorted(set(splits) - set(split))
     if unknown:
@@ -193,15 +184,17 @@ class Trainer:
         self.last = self.run_dir / "checkpoints" / "last.pt"
         ds = exp["dataset"]
 
-        frames_path = store_path(cfg, ds, "frames")
-        teacher_path = store_path(cfg, ds, exp["teacher"])
-        frames_meta = store_meta(open_store(frames_path))
+        frames_path = store_path(cfg["paths"]["cache"], ds, "frames")
+        teacher_path = store_path(cfg["paths"]["cache"], ds, exp["teacher"])
+        frames = open_store(frames_path)
+        frames_meta = store_meta(frames)
         expect = {"frames_fingerprint": frames_meta["fingerprint"]}
-        self.teacher_meta = store_meta(open_store(teacher_path, expect=expect))
+        teacher = open_store(teacher_path, expect=expect)
+        self.teacher_meta = store_meta(teacher)
         self.grid = tuple(self.teacher_meta["token_grid"])
         self.dim = self.teacher_meta["dim"]
-        _, self.t_frames, height, width, _ = open_store(frames_path)["frames"].shape
-        tokens_shape = tuple(open_store(teacher_path)["tokens"].shape[1:])
+        _, self.t_frames, height, width, _ = frames["frames"].shape
+        tokens_shape = tuple(teacher["tokens"].shape[1:])
         if tokens_shape != (math.prod(self.grid), self.dim):
             raise TrainingError(
                 f"{teacher_path}: tokens are [L, D] = {list(tokens_shape)}, but its token grid "

@@ -10,6 +10,7 @@ from snakemake.exceptions import WorkflowError
 
 from jepa_pipe.cache.build import plan_from_config, teacher_weights, tiny_checkpoint
 from jepa_pipe.config import ConfigError, validate_config
+from jepa_pipe.datasets.manifest import manifest_path as dataset_manifest
 from jepa_pipe.train.recipe import VIDEO_SYSTEMS, resolve_experiment
 
 try:
@@ -55,7 +56,7 @@ def benchmark_path(stage, name):
 
 
 def manifest_path(dataset):
-    return f"{PATHS['manifests']}/{dataset}.parquet"
+    return str(dataset_manifest(PATHS["manifests"], dataset))
 
 
 def is_demo_dataset(dataset):
