@@ -1,0 +1,115 @@
+"""Metric definitions (jepa_pipe.eval.metrics) on hand-computed cases.
+
+Retrieval follows CLIP4Clip's R@K / MdR / MnR with 1-based ranks, except that ties count
+against the query (a correct item's rank = how many items score >= it), so a collapsed model
+that scores everything equally gets R@1 = 0; with several correct items the best one counts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from jepa_pipe.eval.metrics import query_ranks, retrieval_metrics, topk_accuracy
+
+
+def test_diagonal_ranks_by_hand():
+    sim = np.array(
+        [
+            [0.9, 0.1, 0.2],  # correct 0.9 is highest: rank 1
+            [0.3, 0.8, 0.1],  # rank 1
+            [0.5, 0.6, 0.4],  # 0.5, 0.6, 0.4 all >= 0.4: rank 3
+        ]
+    )
+    assert query_ranks(sim).tolist() == [1, 1, 3]
+    m = retrieval_metrics(sim)
+    assert set(m) == {"R1", "R5", "R10", "MdR", "MnR"}
+    assert m["R1"] == pytest.approx(200 / 3)
+    assert m["R5"] == m["R10"] == 100.0
+    assert m["MdR"] == 1.0
+    assert m["MnR"] == pytest.approx(5 / 3)
+
+
+def test_ties_count_against_the_query():
+    collapsed = np.zeros((4, 4))
+    m = retrieval_metrics(collapsed)
+    assert m["R1"] == 0.0  # not 100: every item ties with the correct one
+    assert m["MdR"] == m["MnR"] == 4.0
+    assert m["R5"] == 100.0  # 4 items, so rank 4 <= 5
+    sim = np.array([[0.5, 0.5, 0.1], [0.2, 0.7, 0.7], [0.0, 0.0, 0.3]])
+    assert query_ranks(sim).tolist() == [2, 2, 1]
+
+
+def test_r_at_k_boundaries_and_median_of_even_count():
+    # 12 items; the correct item (diagonal) is preceded by i items for query i.
+    n = 12
+    sim = np.zeros((n, n))
+    for q in range(n):
+        order = [x for x in range(n) if x != q]
+        for rank, item in enumerate([*order[:q], q, *order[q:]]):
+            sim[q, item] = n - rank
+    assert query_ranks(sim).tolist() == list(range(1, n + 1))
+    m = retrieval_metrics(sim)
+    assert m["R1"] == pytest.approx(100 / 12)
+    assert m["R5"] == pytest.approx(500 / 12)
+    assert m["R10"] == pytest.approx(1000 / 12)
+    assert m["MdR"] == 6.5  # median of 1..12
+    assert m["MnR"] == 6.5
+
+
+def test_several_correct_items_take_the_best_ranked():
+    sim = np.array(
+        [
+            [0.1, 0.9, 0.5, 0.3],  # correct {2, 3}: item 2 has rank 2, item 3 rank 3 -> 2
+            [0.8, 0.2, 0.1, 0.0],  # correct {0}: rank 1
+            [0.4, 0.3, 0.2, 0.1],  # correct {3, 1}: item 1 rank 2 -> 2
+        ]
+    )
+    q2i = [[2, 3], 0, (3, 1)]
+    assert query_ranks(sim, q2i).tolist() == [2, 1, 2]
+    m = retrieval_metrics(sim, q2i)
+    assert m["R1"] == pytest.approx(100 / 3)
+    assert m["MdR"] == 2.0
+    assert m["MnR"] == pytest.approx(5 / 3)
+
+
+def test_video_to_text_with_several_captions_per_video():
+    # 2 videos, 5 captions; captions 0-2 describe video 0, captions 3-4 video 1.
+    text_to_video = np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3], [0.1, 0.9], [0.6, 0.4]])
+    caption_video = [0, 0, 0, 1, 1]
+    t2v = query_ranks(text_to_video, caption_video)
+    assert t2v.tolist() == [1, 2, 1, 1, 2]
+    captions_of = [[i for i, v in enumerate(caption_video) if v == k] for k in range(2)]
+    v2t = query_ranks(text_to_video.T, captions_of)
+    # video 0 scores captions 0.9 0.2 0.7 0.1 0.6: best correct (0.9) is first -> 1
+    # video 1 scores 0.1 0.8 0.3 0.9 0.4: best correct (caption 3, 0.9) -> 1
+    assert v2t.tolist() == [1, 1]
+
+
+def test_bad_inputs_are_named():
+    with pytest.raises(ValueError, match="NaN"):
+        retrieval_metrics(np.array([[np.nan, 0.0], [0.0, 1.0]]))
+    with pytest.raises(ValueError, match=r"query 1.*item 5.*2 items"):
+        retrieval_metrics(np.eye(2), [0, 5])
+    with pytest.raises(ValueError, match="query 0 has no correct item"):
+        retrieval_metrics(np.eye(2), [[], 1])
+    with pytest.raises(ValueError, match="3 queries"):
+        retrieval_metrics(np.eye(3), [0, 1])
+    with pytest.raises(ValueError, match="diagonal"):
+        retrieval_metrics(np.ones((3, 2)))
+    with pytest.raises(ValueError, match="2-D"):
+        retrieval_metrics(np.ones(3))
+
+
+def test_topk_accuracy_by_hand_with_ties_against():
+    scores = np.array(
+        [
+            [0.1, 0.7, 0.2],  # label 1: rank 1
+            [0.5, 0.3, 0.2],  # label 2: rank 3
+            [0.4, 0.4, 0.2],  # label 0: tie with class 1 -> rank 2
+            [0.2, 0.3, 0.5],  # label 1: rank 2
+        ]
+    )
+    labels = np.array([1, 2, 0, 1])
+    acc = topk_accuracy(scores, labels, ks=(1, 2, 5))
+    assert acc == {"top1": 25.0, "top2": 75.0, "top5": 100.0}
