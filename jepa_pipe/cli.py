@@ -140,6 +140,41 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _features(args: argparse.Namespace) -> int:
+    from jepa_pipe.eval.features import extract
+
+    args.source = args.source or ["student", "random"]
+    cfg = _config(args)
+    out = [str(extract(cfg, args.experiment, args.dataset, s)) for s in args.source]
+    print(json.dumps({"out": out}))
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from jepa_pipe.eval.benchmarks import headline, run_benchmark
+
+    result = run_benchmark(_config(args), args.experiment, args.benchmark, args.out)
+    print(json.dumps({"benchmark": args.benchmark, "experiment": args.experiment,
+                      "sources": headline(result)}))  # fmt: skip
+    return 0
+
+
+def _summary(args: argparse.Namespace) -> int:
+    from jepa_pipe.eval.benchmarks import summarise
+
+    table = summarise(args.results, args.markdown, args.parquet)
+    print(json.dumps({"rows": table.num_rows, "markdown": str(args.markdown)}))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from jepa_pipe.report import write_report
+
+    out = write_report(_config(args), args.out)
+    print(json.dumps({"out": str(out)}))
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     from jepa_pipe import bench
 
@@ -268,6 +303,50 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     p.set_defaults(func=_train)
+
+    p = sub.add_parser(
+        "features",
+        help="mean-pooled features of a trained (or random-init) student over a dataset",
+        description="Runs the frozen student over the dataset's frames store once and keeps "
+        "runs/EXPERIMENT/features/DATASET/SOURCE.npz for the benchmarks.",
+    )
+    p.add_argument("--config", type=Path, required=True, help="workflow config (YAML)")
+    p.add_argument("--experiment", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument(
+        "--source",
+        action="append",
+        choices=["student", "random"],
+        help="repeatable; default both (runs/EXPERIMENT/features/DATASET/SOURCE.npz)",
+    )
+    p.set_defaults(func=_features)
+
+    from jepa_pipe.eval import BENCHMARK_NAMES
+
+    p = sub.add_parser(
+        "eval",
+        help="run a benchmark for an experiment: student vs teacher cache vs random init",
+        description="ucf101: linear probe (top-1/top-5). msrvtt, msvd: alignment head + "
+        "text-video retrieval (R@1/5/10, MdR, MnR). Writes results/EXPERIMENT/BENCHMARK.json.",
+    )
+    p.add_argument("benchmark", choices=BENCHMARK_NAMES)
+    p.add_argument("--config", type=Path, required=True, help="workflow config (YAML)")
+    p.add_argument("--experiment", required=True)
+    p.add_argument("--out", type=Path, help="default results/EXPERIMENT/BENCHMARK.json")
+    p.set_defaults(func=_eval)
+
+    p = sub.add_parser("summary", help="one table over benchmark result files")
+    p.add_argument("results", type=Path, nargs="+", help="results/*/*.json")
+    p.add_argument("--markdown", type=Path, required=True)
+    p.add_argument("--parquet", type=Path, required=True)
+    p.set_defaults(func=_summary)
+
+    p = sub.add_parser(
+        "report", help="a self-contained HTML page: losses, benchmarks, cache statistics"
+    )
+    p.add_argument("--config", type=Path, required=True, help="workflow config (YAML)")
+    p.add_argument("--out", type=Path, required=True, help="FILE.html")
+    p.set_defaults(func=_report)
 
     p = sub.add_parser(
         "bench", help="decode / cache / loader / train throughput as one JSON object"

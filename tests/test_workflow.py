@@ -46,9 +46,24 @@ def test_dry_run_resolves_the_demo_dag(tmp_path):
         "cache_finalize": 14,
         "cache_text": 4,
         "train_experiment": 3,
+        # 3 experiments x (ucf101, msrvtt, msvd): features once per dataset, one result each
+        "eval_features": 9,
+        "eval_benchmark": 9,
+        "eval_summary": 1,
+        "report": 1,
     }
     for rule, count in counts.items():
         assert any(line.split()[:2] == [rule, str(count)] for line in out.splitlines()), out
+
+
+def test_dry_run_of_the_eval_targets_lists_every_benchmark(tmp_path):
+    res = snakemake(tmp_path, "-n", "eval_ucf101", "eval_retrieval", "report")
+    assert res.returncode == 0, res.stderr
+    out = res.stdout + res.stderr
+    for exp in ("st_jepa_demo", "vjepa_demo", "vjepa2_demo"):
+        for bench in ("ucf101", "msrvtt", "msvd"):
+            assert f"results/{exp}/{bench}.json" in out
+    assert "results/report.html" in out and "results/summary.md" in out
 
 
 def test_wrong_key_fails_before_any_job(tmp_path):

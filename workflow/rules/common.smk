@@ -11,6 +11,8 @@ from snakemake.exceptions import WorkflowError
 from jepa_pipe.cache.build import plan_from_config, teacher_weights, tiny_checkpoint
 from jepa_pipe.config import ConfigError, validate_config
 from jepa_pipe.datasets.manifest import manifest_path as dataset_manifest
+from jepa_pipe.eval.benchmarks import BENCHMARKS
+from jepa_pipe.eval.features import reference_teacher
 from jepa_pipe.train.recipe import VIDEO_SYSTEMS, resolve_experiment
 
 try:
@@ -140,6 +142,44 @@ def experiment_caches(wildcards):
     return [f"{CACHE}/{d}/frames.summary.json", f"{CACHE}/{d}/{x['teacher']}.summary.json"]
 
 
+RESULTS = PATHS["results"]
+
+
+def benchmark_results(*benchmarks):
+    """results/{experiment}/{benchmark}.json for the named benchmarks whose dataset the
+    config has (retrieval also needs its text teacher), for every trained experiment."""
+    wanted = []
+    for b in benchmarks:
+        dataset = BENCHMARKS[b][0]
+        if dataset in DATASETS and (b == "ucf101" or text_teacher(dataset)):
+            wanted.append(b)
+    return [f"{RESULTS}/{e}/{b}.json" for e in trained_experiments() for b in wanted]
+
+
+def frames_summaries(wildcards):
+    """Every frames store of a dataset (one per view), verified."""
+    names = [s for s in cache_stores(wildcards.dataset) if s.split(".")[0] == "frames"]
+    return [f"{CACHE}/{wildcards.dataset}/{s}.summary.json" for s in names]
+
+
+def eval_inputs(wildcards):
+    """A benchmark's features, its reference teacher cache, text store and manifest."""
+    dataset = BENCHMARKS[wildcards.benchmark][0]
+    teacher = reference_teacher(config, wildcards.experiment, dataset)
+    out = [
+        f"{RUNS}/{wildcards.experiment}/features/{dataset}/{s}.npz" for s in ("student", "random")
+    ]
+    out += [f"{CACHE}/{dataset}/{s}.summary.json" for s in cache_stores(dataset)
+            if s.split(".")[0] == teacher]  # fmt: skip
+    if text_teacher(dataset):
+        out.append(f"{CACHE}/{dataset}/{text_teacher(dataset)}.summary.json")
+    return out + [manifest_path(dataset)]
+
+
 def all_targets():
-    # Later stages (eval, report) add their outputs here as they are built.
-    return all_manifests() + all_cache_summaries() + all_students()
+    return (
+        all_manifests()
+        + all_cache_summaries()
+        + all_students()
+        + (benchmark_results(*BENCHMARKS) + [f"{RESULTS}/report.html"] if all_students() else [])
+    )

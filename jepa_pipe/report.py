@@ -1,0 +1,203 @@
+"""The summary page (``python -m jepa_pipe report``, ``snakemake report``): one self-contained
+HTML file with the plots embedded as PNG, built from what the workflow left on disk:
+training loss curves, probe accuracy bars, retrieval R@K bars, cache statistics and the
+results table. Whatever a stage has not produced yet is listed as missing, not drawn."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a display
+import matplotlib.pyplot as plt
+import numpy as np
+import pyarrow.parquet as pq
+
+from jepa_pipe.eval.benchmarks import BENCHMARKS, headline, markdown_table, result_path
+
+SOURCES = ("student", "teacher", "random")
+COLORS = {"student": "#1f77b4", "teacher": "#7f7f7f", "random": "#d62728"}
+LABELS = {"student": "student", "teacher": "teacher cache", "random": "random-init student"}
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _figure(title: str, png: str, caption: str) -> str:
+    return (
+        f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,{png}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
+
+
+def loss_curves(runs: dict[str, Path]) -> str | None:
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    drawn = 0
+    for name, path in runs.items():
+        t = pq.read_table(path, columns=["step", "loss"])
+        ax.plot(t.column("step").to_numpy(), t.column("loss").to_numpy(), label=name, lw=1.2)
+        drawn += 1
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.set(xlabel="step", ylabel="training loss", title="Training loss (from the caches only)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def _grouped_bars(ax, groups: list[str], values: dict[str, list[float]]) -> None:
+    x = np.arange(len(groups))
+    width = 0.8 / len(values)
+    for i, (source, vals) in enumerate(values.items()):
+        bars = ax.bar(x + (i - (len(values) - 1) / 2) * width, vals, width,
+                      label=LABELS[source], color=COLORS[source])  # fmt: skip
+        ax.bar_label(bars, fmt="%.0f", fontsize=7)
+    ax.set_xticks(x, groups, fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+
+
+def probe_bars(results: dict[str, dict]) -> str | None:
+    if not results:
+        return None
+    exps = sorted(results)
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    _grouped_bars(ax, exps, {s: [results[e]["sources"][s]["top1"] for e in exps] for s in SOURCES})
+    chance = next(iter(results.values()))["chance"]["top1"]
+    ax.axhline(chance, color="k", ls="--", lw=0.8, label=f"chance ({chance:.1f}%)")
+    ax.set(ylabel="top-1 (%)", title="UCF-101 linear probe (testlist01)", ylim=(0, 105))
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def retrieval_bars(results: dict[tuple[str, str], dict]) -> str | None:
+    if not results:
+        return None
+    keys = sorted(results)
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.6), sharey=True)
+    for ax, k in zip(axes, ("R1", "R5", "R10"), strict=True):
+        _grouped_bars(
+            ax,
+            [f"{e}\n{b}" for e, b in keys],
+            {s: [results[key]["sources"][s]["t2v"][k] for key in keys] for s in SOURCES},
+        )
+        ax.set(title=f"text-to-video R@{k[1:]}", ylim=(0, 105))
+        ax.tick_params(axis="x", labelsize=6)
+    axes[0].set_ylabel("%")
+    axes[0].legend(fontsize=7)
+    return _png(fig)
+
+
+def cache_bars(summaries: list[dict]) -> str | None:
+    if not summaries:
+        return None
+    names = [f"{Path(s['store']).parent.name}/{Path(s['store']).stem}" for s in summaries]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 0.3 * len(names) + 1.5), sharey=True)
+    y = np.arange(len(names))
+    a.barh(y, [s["valid"] for s in summaries], color="#2ca02c", label="valid")
+    a.barh(y, [s["invalid"] for s in summaries], left=[s["valid"] for s in summaries],
+           color="#d62728", label="invalid")  # fmt: skip
+    a.set_yticks(y, names, fontsize=7)
+    a.set(xlabel="rows", title="Cache rows")
+    a.legend(fontsize=7)
+    b.barh(y, [s["bytes"] / 2**20 for s in summaries], color="#9467bd")
+    b.set(xlabel="MiB on disk", title="Cache size")
+    return _png(fig)
+
+
+def _table(records: list[dict]) -> str:
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in records
+    )
+    return f"<table>{rows}</table>"
+
+
+def write_report(cfg: dict, out: Path) -> Path:
+    paths = cfg["paths"]
+    experiments = sorted(cfg.get("experiments", {}))
+    runs = {
+        e: Path(paths["runs"]) / e / "metrics.parquet"
+        for e in experiments
+        if (Path(paths["runs"]) / e / "metrics.parquet").is_file()
+    }
+    probe, retrieval, records, missing = {}, {}, [], []
+    for e in experiments:
+        for bench in BENCHMARKS:
+            path = result_path(paths["results"], e, bench)
+            if not path.is_file():
+                missing.append(str(path))
+                continue
+            r = json.loads(path.read_text())
+            if bench == "ucf101":
+                probe[e] = r
+            else:
+                retrieval[(e, bench)] = r
+            for source, values in headline(r).items():
+                records += [
+                    {
+                        "experiment": e,
+                        "benchmark": bench,
+                        "source": source,
+                        "metric": k,
+                        "value": v,
+                    }
+                    for k, v in values.items()
+                ]
+    summaries = [
+        json.loads(p.read_text()) for p in sorted(Path(paths["cache"]).glob("*/*.summary.json"))
+    ]
+    sections = [
+        (
+            "Training",
+            loss_curves(runs),
+            "Loss per step of every trained experiment (runs/*/metrics.parquet).",
+        ),
+        (
+            "UCF-101 linear probe",
+            probe_bars(probe),
+            "Top-1 on testlist01 of a logistic "
+            "regression on frozen mean-pooled features: student vs teacher cache vs a "
+            "randomly initialised student of the same architecture.",
+        ),
+        (
+            "Text-video retrieval",
+            retrieval_bars(retrieval),
+            "Text-to-video R@1/5/10 on the "
+            "test split after an alignment head trained on the train split.",
+        ),
+        (
+            "Caches",
+            cache_bars(summaries),
+            "Rows (valid / invalid) and bytes per store, from each store's verified summary.",
+        ),
+    ]
+    body = []
+    for title, png, caption in sections:
+        body.append(f"<h2>{html.escape(title)}</h2>")
+        body.append(_figure(title, png, caption) if png else "<p><em>not produced yet</em></p>")
+    body.append("<h2>Results</h2>")
+    header = ["experiment", "benchmark", "metric", "student", "teacher", "random init"]
+    table_rows = [line.strip("|").split("|") for line in markdown_table(records).splitlines()[2:]]
+    body.append(_table([header] + [[c.strip() for c in r] for r in table_rows]))
+    if missing:
+        body.append("<h2>Not run yet</h2><ul>" + "".join(
+            f"<li>{html.escape(m)}</li>" for m in missing) + "</ul>")  # fmt: skip
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>jepa_pipe report</title>"
+        "<style>body{font-family:sans-serif;max-width:1150px;margin:2em auto}"
+        "img{max-width:100%}table{border-collapse:collapse}"
+        "td{border:1px solid #ccc;padding:2px 8px}figcaption{color:#555;font-size:90%}"
+        "</style></head><body><h1>jepa_pipe report</h1>" + "".join(body) + "</body></html>"
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page)
+    return out
