@@ -170,7 +170,7 @@ def _summary(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from jepa_pipe.report import write_report
 
-    out = write_report(_config(args), args.out)
+    out = write_report(_config(args), args.out, args.figures)
     print(json.dumps({"out": str(out)}))
     return 0
 
@@ -346,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--config", type=Path, required=True, help="workflow config (YAML)")
     p.add_argument("--out", type=Path, required=True, help="FILE.html")
+    p.add_argument("--figures", type=Path, help="also write each plot as a PNG in this folder")
     p.set_defaults(func=_report)
 
     p = sub.add_parser(

@@ -9,6 +9,7 @@ import base64
 import html
 import io
 import json
+import re
 from pathlib import Path
 
 import matplotlib
@@ -121,7 +122,9 @@ def _table(records: list[dict]) -> str:
     return f"<table>{rows}</table>"
 
 
-def write_report(cfg: dict, out: Path) -> Path:
+def write_report(cfg: dict, out: Path, figures: Path | None = None) -> Path:
+    """Write the page; with ``figures``, also each plot as ``<section>.png`` there (for a
+    README or a paper draft)."""
     paths = cfg["paths"]
     experiments = sorted(cfg.get("experiments", {}))
     runs = {
@@ -183,6 +186,10 @@ def write_report(cfg: dict, out: Path) -> Path:
     body = []
     for title, png, caption in sections:
         body.append(f"<h2>{html.escape(title)}</h2>")
+        if figures is not None and png:
+            figures.mkdir(parents=True, exist_ok=True)
+            slug = "_".join(re.findall(r"[a-z0-9]+", title.lower()))
+            (figures / f"{slug}.png").write_bytes(base64.b64decode(png))
         body.append(_figure(title, png, caption) if png else "<p><em>not produced yet</em></p>")
     body.append("<h2>Results</h2>")
     header = ["experiment", "benchmark", "metric", "student", "teacher", "random init"]
