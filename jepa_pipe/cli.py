@@ -178,6 +178,11 @@ def _report(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from jepa_pipe import bench
 
+    reads_dataset = args.what != "train" and not (args.what == "decode" and args.videos)
+    if reads_dataset and not (args.config and args.dataset):
+        how = "--videos GLOB, or " if args.what == "decode" else ""
+        raise JepaPipeError(f"bench {args.what} needs {how}--config FILE and --dataset NAME")
+
     if args.what == "decode":
         if args.videos:
             sampling = ClipSampling(

@@ -6,12 +6,18 @@ import sys
 
 import pytest
 
-from jepa_pipe.cli import main
+from jepa_pipe.cli import build_parser, main
 from jepa_pipe.datasets.manifest import read_manifest
 
 from conftest import REPO
 
-VERBS = ["demo-data", "manifest", "check-config", "datasets"]
+VERBS = sorted(
+    next(a for a in build_parser()._actions if a.dest == "verb").choices  # every verb
+)
+
+
+def test_the_verbs_the_rules_call_exist():
+    assert {"train", "features", "eval", "summary", "report", "cache-part"} <= set(VERBS)
 
 
 @pytest.mark.parametrize("verb", VERBS)
@@ -82,3 +88,19 @@ def test_check_config_verb(tmp_path, capsys):
     bad.write_text("datasets:\n  ucf101: {root: x, splits: [train], rooot: y}\n")
     assert main(["check-config", "--config", str(bad)]) == 2
     assert "datasets.ucf101.rooot: unknown key" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["bench", "decode"], "bench decode needs --videos GLOB, or --config FILE and --dataset"),
+        (
+            ["bench", "loader", "--config", "c.yaml"],
+            "bench loader needs --config FILE and --dataset",
+        ),
+    ],
+)
+def test_bench_without_its_inputs_names_them(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
