@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
 import yaml
+import zarr
 
 from jepa_pipe.cli import main
 from jepa_pipe.eval import BENCHMARK_NAMES
@@ -133,3 +135,31 @@ def test_eval_verbs_end_to_end(tmp_path, capsys):
     with pytest.raises(EvalError, match="retrained"):
         load_features(cfg, "st", "ucf101", "student")
     capsys.readouterr()
+
+
+def test_multi_view_features_average_every_cached_view(tmp_path):
+    """With eval.multi_view, student features hold one slice per view store (frames,
+    frames.v1) and the teacher's are the mean of its per-view pooled arrays."""
+    config = write_eval_caches(tmp_path)
+    cfg = yaml.safe_load(config.read_text())
+    cache = tmp_path / "cache" / "ucf101"
+    shutil.copytree(cache / "frames.zarr", cache / "frames.v1.zarr")
+    shutil.copytree(cache / "teacher.zarr", cache / "teacher.v1.zarr")
+    # view 1 of the teacher differs, so its mean is not view 0's array
+    v1 = zarr.open_group(str(cache / "teacher.v1.zarr"), mode="r+")
+    v1["pooled"][:] = -v1["pooled"][:]
+    cfg["datasets"]["ucf101"]["decode"] = {"views": [{"crop": "center"}, {"flip": True}]}
+    cfg["eval"]["multi_view"] = True
+    config.write_text(yaml.safe_dump(cfg))
+    args = ["--config", str(config), "--experiment", "st"]
+    assert main(["train", *args, "--no-progress"]) == 0
+    assert main(["features", *args, "--dataset", "ucf101", "--source", "student"]) == 0
+    with np.load(tmp_path / "runs/st/features/ucf101/student.npz") as f:
+        assert f["pooled"].shape[0] == 2
+        np.testing.assert_allclose(f["pooled"][0], f["pooled"][1])  # same frames in both
+    teacher, valid, meta = load_features(cfg, "st", "ucf101", "teacher")
+    assert [s["store"] for s in meta["stores"]] == ["teacher", "teacher.v1"]
+    assert np.abs(teacher).max() < 1e-3 and valid.all()  # x and -x average to zero
+    cfg["eval"]["multi_view"] = False  # features of 2 views do not serve a 1-view eval
+    with pytest.raises(EvalError, match="1"):
+        load_features(cfg, "st", "ucf101", "student")
