@@ -10,7 +10,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jepa_pipe.eval.metrics import query_ranks, retrieval_metrics, topk_accuracy
+from jepa_pipe.eval.metrics import (
+    moment_metrics,
+    query_ranks,
+    retrieval_metrics,
+    temporal_iou,
+    topk_accuracy,
+)
 
 
 def test_diagonal_ranks_by_hand():
@@ -113,3 +119,43 @@ def test_topk_accuracy_by_hand_with_ties_against():
     labels = np.array([1, 2, 0, 1])
     acc = topk_accuracy(scores, labels, ks=(1, 2, 5))
     assert acc == {"top1": 25.0, "top2": 75.0, "top5": 100.0}
+
+
+# ------------------------------------------------------------------ moment retrieval (Charades-STA)
+def test_temporal_iou_by_hand():
+    assert temporal_iou((0, 10), (5, 15)) == pytest.approx(5 / 15)
+    assert temporal_iou((2, 4), (0, 10)) == pytest.approx(0.2)
+    assert temporal_iou((0, 5), (5, 10)) == 0.0  # touching, no overlap
+    assert temporal_iou((0, 1), (3, 4)) == 0.0
+    assert temporal_iou((3, 7), (3, 7)) == 1.0
+
+
+def test_moment_metrics_by_hand():
+    gt = [(0.0, 10.0), (20.0, 30.0), (5.0, 9.0)]
+    preds = [
+        [(0.0, 10.0), (50, 60)],  # top-1 IoU 1.0
+        [(25.0, 35.0), (20.0, 30.0)],  # top-1 IoU 5/15; exact match at rank 2
+        [(0.0, 4.0)] * 5 + [(5.0, 9.0)],  # nothing in the top 5 overlaps; exact at rank 6
+    ]
+    m = moment_metrics(preds, gt)
+    assert set(m) == {"R1@0.3", "R1@0.5", "R1@0.7", "R5@0.3", "R5@0.5", "R5@0.7", "mIoU"}
+    assert m["R1@0.3"] == pytest.approx(200 / 3)  # IoU 1.0 and 0.333 >= 0.3
+    assert m["R1@0.5"] == m["R1@0.7"] == pytest.approx(100 / 3)
+    assert m["R5@0.3"] == m["R5@0.5"] == m["R5@0.7"] == pytest.approx(200 / 3)
+    assert m["mIoU"] == pytest.approx(100 * (1.0 + 1 / 3 + 0.0) / 3)
+
+
+def test_moment_threshold_is_inclusive_and_empty_predictions_miss():
+    gt = [(0.0, 10.0), (0.0, 10.0)]
+    m = moment_metrics([[(0.0, 5.0)], []], gt)  # IoU exactly 0.5; no prediction at all
+    assert m["R1@0.5"] == 50.0 and m["R1@0.7"] == 0.0
+    assert m["mIoU"] == pytest.approx(25.0)
+
+
+def test_moment_bad_inputs_are_named():
+    with pytest.raises(ValueError, match=r"2 queries.*1 ground"):
+        moment_metrics([[(0, 1)], [(0, 1)]], [(0, 1)])
+    with pytest.raises(ValueError, match="ground truth of query 0"):
+        moment_metrics([[(0, 1)]], [(3, 3)])
+    with pytest.raises(ValueError, match="query 1, prediction 0"):
+        moment_metrics([[(0, 1)], [(5, 2)]], [(0, 1), (0, 1)])

@@ -5,6 +5,9 @@ items that score greater than or equal to it. A model that scores everything the
 ranks every correct item last (R@1 = 0, not 100). With several correct items per query (MSVD's
 captions, a video's captions in video-to-text), the query's rank is its best-ranked correct
 item. R@K is the percentage of queries ranked <= K, as in CLIP4Clip.
+
+Moment retrieval (Charades-STA): temporal IoU of [start, end] intervals; R@K at IoU >= t
+(inclusive) over each query's top-K moments, mIoU over top-1 moments, in percent.
 """
 
 from __future__ import annotations
@@ -80,3 +83,45 @@ def topk_accuracy(
     labels = np.asarray(labels)
     ranks = query_ranks(scores, [int(y) for y in labels])
     return {f"top{k}": 100.0 * float(np.mean(ranks <= k)) for k in ks}
+
+
+Moment = tuple[float, float]
+MOMENT_IOUS = (0.3, 0.5, 0.7)
+
+
+def temporal_iou(a: Moment, b: Moment) -> float:
+    """Intersection over union of two [start, end] intervals (seconds)."""
+    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+    union = (a[1] - a[0]) + (b[1] - b[0]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def moment_metrics(
+    predictions: Sequence[Sequence[Moment]], ground_truth: Sequence[Moment]
+) -> dict[str, float]:
+    """Charades-STA moment retrieval: ``R1@t`` / ``R5@t`` = percent of queries with a
+    prediction among their top 1 / top 5 at IoU >= t (t in 0.3, 0.5, 0.7), and ``mIoU`` = the
+    mean IoU of each query's top-1 prediction, in percent. ``predictions``: per query, moments
+    ranked best first (an empty list misses); ``ground_truth``: per query, one moment."""
+    if len(predictions) != len(ground_truth):
+        raise ValueError(
+            f"{len(predictions)} queries have predictions but {len(ground_truth)} ground truths"
+        )
+    for q, (s, e) in enumerate(ground_truth):
+        if not (np.isfinite([s, e]).all() and e > s):
+            raise ValueError(f"ground truth of query {q} is ({s}, {e}): needs start < end")
+    ious = []  # [Q, 5]: IoU of the top-5 predictions, 0 where there are fewer
+    for q, (ranked, gt) in enumerate(zip(predictions, ground_truth, strict=True)):
+        row = np.zeros(5)
+        for k, (s, e) in enumerate(list(ranked)[:5]):
+            if not (np.isfinite([s, e]).all() and e >= s):
+                raise ValueError(f"query {q}, prediction {k} is ({s}, {e}): needs start <= end")
+            row[k] = temporal_iou((float(s), float(e)), gt)
+        ious.append(row)
+    ious = np.asarray(ious).reshape(-1, 5)
+    out = {}
+    for k in (1, 5):
+        for t in MOMENT_IOUS:
+            out[f"R{k}@{t}"] = 100.0 * float(np.mean((ious[:, :k] >= t).any(axis=1)))
+    out["mIoU"] = 100.0 * float(np.mean(ious[:, 0]))
+    return out
