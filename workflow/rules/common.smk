@@ -156,10 +156,14 @@ def benchmark_results(*benchmarks):
     return [f"{RESULTS}/{e}/{b}.json" for e in trained_experiments() for b in wanted]
 
 
+def view_summaries(dataset, store):
+    """The verified summaries of every view of one store (`frames`, `frames.v1`, ...)."""
+    names = [s for s in cache_stores(dataset) if s.split(".")[0] == store]
+    return [f"{CACHE}/{dataset}/{s}.summary.json" for s in names]
+
+
 def frames_summaries(wildcards):
-    """Every frames store of a dataset (one per view), verified."""
-    names = [s for s in cache_stores(wildcards.dataset) if s.split(".")[0] == "frames"]
-    return [f"{CACHE}/{wildcards.dataset}/{s}.summary.json" for s in names]
+    return view_summaries(wildcards.dataset, "frames")
 
 
 def eval_inputs(wildcards):
@@ -169,8 +173,7 @@ def eval_inputs(wildcards):
     out = [
         f"{RUNS}/{wildcards.experiment}/features/{dataset}/{s}.npz" for s in ("student", "random")
     ]
-    out += [f"{CACHE}/{dataset}/{s}.summary.json" for s in cache_stores(dataset)
-            if s.split(".")[0] == teacher]  # fmt: skip
+    out += view_summaries(dataset, teacher)
     if text_teacher(dataset):
         out.append(f"{CACHE}/{dataset}/{text_teacher(dataset)}.summary.json")
     return out + [manifest_path(dataset)]
