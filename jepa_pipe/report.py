@@ -19,9 +19,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pyarrow.parquet as pq
 
-from jepa_pipe.eval.benchmarks import BENCHMARKS, headline, markdown_table, result_path
+from jepa_pipe.eval.benchmarks import (
+    BENCHMARKS,
+    TABLE_HEADER,
+    headline_records,
+    result_path,
+    table_rows,
+)
+from jepa_pipe.eval.features import SOURCES
 
-SOURCES = ("student", "teacher", "random")
 COLORS = {"student": "#1f77b4", "teacher": "#7f7f7f", "random": "#d62728"}
 LABELS = {"student": "student", "teacher": "teacher cache", "random": "random-init student"}
 
@@ -41,15 +47,12 @@ def _figure(title: str, png: str, caption: str) -> str:
 
 
 def loss_curves(runs: dict[str, Path]) -> str | None:
+    if not runs:
+        return None
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    drawn = 0
     for name, path in runs.items():
         t = pq.read_table(path, columns=["step", "loss"])
         ax.plot(t.column("step").to_numpy(), t.column("loss").to_numpy(), label=name, lw=1.2)
-        drawn += 1
-    if not drawn:
-        plt.close(fig)
-        return None
     ax.set(xlabel="step", ylabel="training loss", title="Training loss (from the caches only)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
@@ -144,17 +147,7 @@ def write_report(cfg: dict, out: Path, figures: Path | None = None) -> Path:
                 probe[e] = r
             else:
                 retrieval[(e, bench)] = r
-            for source, values in headline(r).items():
-                records += [
-                    {
-                        "experiment": e,
-                        "benchmark": bench,
-                        "source": source,
-                        "metric": k,
-                        "value": v,
-                    }
-                    for k, v in values.items()
-                ]
+            records += headline_records(r)
     summaries = [
         json.loads(p.read_text()) for p in sorted(Path(paths["cache"]).glob("*/*.summary.json"))
     ]
@@ -192,9 +185,7 @@ def write_report(cfg: dict, out: Path, figures: Path | None = None) -> Path:
             (figures / f"{slug}.png").write_bytes(base64.b64decode(png))
         body.append(_figure(title, png, caption) if png else "<p><em>not produced yet</em></p>")
     body.append("<h2>Results</h2>")
-    header = ["experiment", "benchmark", "metric", "student", "teacher", "random init"]
-    table_rows = [line.strip("|").split("|") for line in markdown_table(records).splitlines()[2:]]
-    body.append(_table([header] + [[c.strip() for c in r] for r in table_rows]))
+    body.append(_table([TABLE_HEADER, *table_rows(records)]))
     if missing:
         body.append("<h2>Not run yet</h2><ul>" + "".join(
             f"<li>{html.escape(m)}</li>" for m in missing) + "</ul>")  # fmt: skip

@@ -178,55 +178,60 @@ def headline(result: dict) -> dict[str, dict[str, float]]:
     return rows
 
 
+def headline_records(result: dict) -> list[dict]:
+    """One record (experiment, benchmark, source, metric, value) per headline number."""
+    return [
+        {
+            "experiment": result["experiment"],
+            "benchmark": result["benchmark"],
+            "source": source,
+            "metric": k,
+            "value": float(v),
+        }
+        for source, values in headline(result).items()
+        for k, v in values.items()
+    ]
+
+
+SUMMARY_SCHEMA = pa.schema(
+    [
+        ("experiment", pa.string()),
+        ("benchmark", pa.string()),
+        ("source", pa.string()),
+        ("metric", pa.string()),
+        ("value", pa.float64()),
+    ]
+)
+TABLE_HEADER = ["experiment", "benchmark", "metric", "student", "teacher", "random init"]
+
+
 def summarise(result_files: list[Path], out_md: Path, out_parquet: Path) -> pa.Table:
-    """One row per (experiment, benchmark, source), as parquet and a markdown table."""
+    """One row per (experiment, benchmark, source, metric), as parquet and a markdown table."""
     import json
 
-    records = []
-    for path in result_files:
-        r = json.loads(Path(path).read_text())
-        for source, values in headline(r).items():
-            records += [
-                {
-                    "experiment": r["experiment"],
-                    "benchmark": r["benchmark"],
-                    "source": source,
-                    "metric": k,
-                    "value": float(v),
-                }
-                for k, v in values.items()
-            ]
-    table = pa.Table.from_pylist(
-        records,
-        schema=pa.schema(
-            [
-                ("experiment", pa.string()),
-                ("benchmark", pa.string()),
-                ("source", pa.string()),
-                ("metric", pa.string()),
-                ("value", pa.float64()),
-            ]
-        ),
-    )
+    records = [r for p in result_files for r in headline_records(json.loads(Path(p).read_text()))]
+    table = pa.Table.from_pylist(records, schema=SUMMARY_SCHEMA)
     out_parquet.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, out_parquet)
     out_md.write_text(markdown_table(records))
     return table
 
 
-def markdown_table(records: list[dict]) -> str:
-    """Experiments x benchmarks, one column per source, the headline metric of each benchmark
-    (UCF-101 top-1; retrieval text-to-video R@1)."""
+def table_rows(records: list[dict]) -> list[list[str]]:
+    """Experiments x benchmarks, one column per source (TABLE_HEADER), the headline metric of
+    each benchmark (UCF-101 top-1; retrieval text-to-video R@1), formatted."""
     value = {
         (r["experiment"], r["benchmark"], r["source"], r["metric"]): r["value"] for r in records
     }
     shown = sorted({(e, b, m) for e, b, _, m in value if m in ("top1", "t2v_R1")})
-    lines = [
-        "| experiment | benchmark | metric | student | teacher | random init |",
-        "|---|---|---|---|---|---|",
-    ]
+    rows = []
     for exp, bench, metric in shown:
-        cells = [value.get((exp, bench, s, metric)) for s in ("student", "teacher", "random")]
-        text = " | ".join("" if c is None else f"{c:.1f}" for c in cells)
-        lines.append(f"| {exp} | {bench} | {metric} | {text} |")
+        cells = [value.get((exp, bench, s, metric)) for s in SOURCES]
+        rows.append([exp, bench, metric] + ["" if c is None else f"{c:.1f}" for c in cells])
+    return rows
+
+
+def markdown_table(records: list[dict]) -> str:
+    lines = ["| " + " | ".join(TABLE_HEADER) + " |", "|---" * len(TABLE_HEADER) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in table_rows(records)]
     return "\n".join(lines) + "\n"
