@@ -143,9 +143,8 @@ def _train(args: argparse.Namespace) -> int:
 def _features(args: argparse.Namespace) -> int:
     from jepa_pipe.eval.features import extract
 
-    args.source = args.source or ["student", "random"]
-    cfg = _config(args)
-    out = [str(extract(cfg, args.experiment, args.dataset, s)) for s in args.source]
+    sources = list(dict.fromkeys(args.source or ["student", "random"]))
+    out = [str(p) for p in extract(_config(args), args.experiment, args.dataset, sources)]
     print(json.dumps({"out": out}))
     return 0
 
@@ -293,30 +292,34 @@ def build_parser() -> argparse.ArgumentParser:
         "cache", "init, every part, finalize and text, in one process", _cache_all, out=False
     )
 
-    p = sub.add_parser(
+    def experiment_verb(name, help_, func, description):
+        p = sub.add_parser(name, help=help_, description=description)
+        p.add_argument("--config", type=Path, required=True, help="workflow config (YAML)")
+        p.add_argument("--experiment", required=True, help="a name under `experiments:`")
+        p.set_defaults(func=func)
+        return p
+
+    p = experiment_verb(
         "train",
-        help="train an experiment's student from the caches (resumes from its last checkpoint)",
-        description="Cache-only training: reads the frames and teacher stores, never a teacher. "
+        "train an experiment's student from the caches (resumes from its last checkpoint)",
+        _train,
+        "Cache-only training: reads the frames and teacher stores, never a teacher. "
         "Run under `torchrun --nproc_per_node N` for DDP.",
     )
-    p.add_argument("--config", type=Path, required=True, help="workflow config (YAML)")
-    p.add_argument("--experiment", required=True, help="a name under `experiments:`")
     p.add_argument(
         "--until-step",
         type=int,
         help="stop after this step (checkpointed), as a preemptible job; rerun to continue",
     )
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
-    p.set_defaults(func=_train)
 
-    p = sub.add_parser(
+    p = experiment_verb(
         "features",
-        help="mean-pooled features of a trained (or random-init) student over a dataset",
-        description="Runs the frozen student over the dataset's frames store once and keeps "
+        "mean-pooled features of a trained (or random-init) student over a dataset",
+        _features,
+        "Runs the frozen students over the dataset's frames store once and keeps "
         "runs/EXPERIMENT/features/DATASET/SOURCE.npz for the benchmarks.",
     )
-    p.add_argument("--config", type=Path, required=True, help="workflow config (YAML)")
-    p.add_argument("--experiment", required=True)
     p.add_argument("--dataset", required=True)
     p.add_argument(
         "--source",
@@ -324,21 +327,18 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["student", "random"],
         help="repeatable; default both (runs/EXPERIMENT/features/DATASET/SOURCE.npz)",
     )
-    p.set_defaults(func=_features)
 
     from jepa_pipe.eval import BENCHMARK_NAMES
 
-    p = sub.add_parser(
+    p = experiment_verb(
         "eval",
-        help="run a benchmark for an experiment: student vs teacher cache vs random init",
-        description="ucf101: linear probe (top-1/top-5). msrvtt, msvd: alignment head + "
+        "run a benchmark for an experiment: student vs teacher cache vs random init",
+        _eval,
+        "ucf101: linear probe (top-1/top-5). msrvtt, msvd: alignment head + "
         "text-video retrieval (R@1/5/10, MdR, MnR). Writes results/EXPERIMENT/BENCHMARK.json.",
     )
     p.add_argument("benchmark", choices=BENCHMARK_NAMES)
-    p.add_argument("--config", type=Path, required=True, help="workflow config (YAML)")
-    p.add_argument("--experiment", required=True)
     p.add_argument("--out", type=Path, help="default results/EXPERIMENT/BENCHMARK.json")
-    p.set_defaults(func=_eval)
 
     p = sub.add_parser("summary", help="one table over benchmark result files")
     p.add_argument("results", type=Path, nargs="+", help="results/*/*.json")

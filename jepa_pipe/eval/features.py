@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -28,8 +29,8 @@ from jepa_pipe.models.students import StudentConfig, VideoStudent
 from jepa_pipe.train.loop import normalise
 
 log = get_logger("eval")
-Source = Literal["student", "random", "teacher"]
-SOURCES: tuple[Source, ...] = ("student", "random", "teacher")
+Source = Literal["student", "teacher", "random"]
+SOURCES: tuple[Source, ...] = ("student", "teacher", "random")  # the order tables show them
 Weights = Literal["ema", "online"]
 
 
@@ -48,28 +49,32 @@ def student_checkpoint(cfg: dict, experiment: str) -> Path:
     return path
 
 
-def load_student(
-    path: Path, source: Literal["student", "random"], weights: Weights = "ema"
-) -> tuple[VideoStudent, dict]:
-    """The frozen student of a run (or a random one of its architecture) and what it was."""
+StudentSource = Literal["student", "random"]
+
+
+def load_students(
+    path: Path, sources: Sequence[StudentSource], weights: Weights = "ema"
+) -> dict[str, tuple[VideoStudent, dict]]:
+    """Frozen students of a run, by source: its trained weights (``student``) and a random
+    init of its architecture and seed (``random``), each with what it was. The checkpoint is
+    read and hashed once."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     exp = state["experiment"]
-    torch.manual_seed(exp["seed"])
-    model = VideoStudent(StudentConfig.from_dict(state["student_config"]))
-    info = {
-        "checkpoint": str(path),
-        "checkpoint_sha256": file_sha256(path),
-        "step": state["step"],
-        "arch": model.describe(),
-        "caches": state["caches"],
-    }
-    if source == "student":
-        use_ema = weights == "ema" and state.get("ema") is not None
-        model.load_state_dict(state["ema"] if use_ema else state["student"])
-        info["weights"] = "ema" if use_ema else "online"
-    else:
-        info["weights"] = f"random init (seed {exp['seed']})"
-    return model.eval().requires_grad_(False), info
+    made = {"checkpoint": str(path), "checkpoint_sha256": file_sha256(path),
+            "step": state["step"], "caches": state["caches"]}  # fmt: skip
+    out = {}
+    for source in sources:
+        torch.manual_seed(exp["seed"])  # the random init is the same whatever came before
+        model = VideoStudent(StudentConfig.from_dict(state["student_config"]))
+        info = {**made, "arch": model.describe()}
+        if source == "student":
+            use_ema = weights == "ema" and state.get("ema") is not None
+            model.load_state_dict(state["ema"] if use_ema else state["student"])
+            info["weights"] = "ema" if use_ema else "online"
+        else:
+            info["weights"] = f"random init (seed {exp['seed']})"
+        out[source] = (model.eval().requires_grad_(False), info)
+    return out
 
 
 def reference_teacher(cfg: dict, experiment: str, dataset: str) -> str:
@@ -95,13 +100,14 @@ def view_names(plan: CachePlan, store: str, multi_view: bool) -> list[str]:
 
 @torch.inference_mode()
 def student_pooled(
-    model: VideoStudent, frames_path: Path, mean, std, batch_size: int = 16
-) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Mean-pooled student tokens of every row of a frames store (zeros where invalid)."""
+    models: dict[str, VideoStudent], frames_path: Path, mean, std, batch_size: int = 16
+) -> tuple[dict[str, np.ndarray], np.ndarray, dict]:
+    """Mean-pooled tokens of every row of a frames store (zeros where invalid), per model, in
+    one pass over the frames."""
     group = open_store(frames_path)
     frames, valid = group["frames"], group["valid"][:]
     n = frames.shape[0]
-    pooled = np.zeros((n, model.dim), np.float32)
+    pooled = {k: np.zeros((n, m.dim), np.float32) for k, m in models.items()}
     for start in range(0, n, batch_size):
         stop = min(n, start + batch_size)
         keep = valid[start:stop]
@@ -109,7 +115,8 @@ def student_pooled(
             continue
         clips = torch.from_numpy(np.ascontiguousarray(frames[start:stop][keep]))
         video = normalise(clips, mean, std)  # [B, 3, T, H, W]
-        pooled[start:stop][keep] = model(video).float().numpy()  # [B, D]
+        for k, model in models.items():
+            pooled[k][start:stop][keep] = model(video).float().numpy()  # [B, D]
     return (
         pooled,
         valid,
@@ -121,40 +128,39 @@ def extract(
     cfg: dict,
     experiment: str,
     dataset: str,
-    source: Literal["student", "random"],
-    out: Path | None = None,
-) -> Path:
-    """Compute and write a features file for a student source (the teacher's are cached)."""
+    sources: Sequence[StudentSource] = ("student", "random"),
+) -> list[Path]:
+    """Compute and write the features files of student sources (the teacher's are cached)."""
     ev = cfg.get("eval", {})
     plan = plan_from_config(cfg, dataset)
-    model, info = load_student(
-        student_checkpoint(cfg, experiment), source, ev.get("weights", "ema")
-    )
-    teacher = info["caches"]["teacher"]
-    views, valid_all, frames_info = [], None, []
+    students = load_students(student_checkpoint(cfg, experiment), sources, ev.get("weights", "ema"))
+    models = {k: model for k, (model, _) in students.items()}
+    teacher = next(iter(students.values()))[1]["caches"]["teacher"]
+    views: dict[str, list[np.ndarray]] = {k: [] for k in models}
+    valid_all, frames_info = None, []
     for name in view_names(plan, "frames", ev.get("multi_view", False)):
         path = store_path(cfg["paths"]["cache"], dataset, name)
         pooled, valid, where = student_pooled(
-            model, path, teacher["mean"], teacher["std"], ev.get("batch_size", 16)
+            models, path, teacher["mean"], teacher["std"], ev.get("batch_size", 16)
         )
-        views.append(pooled)
+        for k in models:
+            views[k].append(pooled[k])
         valid_all = valid if valid_all is None else valid_all & valid
         frames_info.append(where)
-    meta = {
-        "experiment": experiment,
-        "dataset": dataset,
-        "source": source,
-        **info,
-        "frames": frames_info,
-    }
-    out = out or features_path(cfg["paths"]["runs"], experiment, dataset, source)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp-{os.getpid()}.npz")
-    np.savez(tmp, pooled=np.stack(views), valid=valid_all, meta=json.dumps(meta, default=str))
-    os.replace(tmp, out)
-    log.info("%s: %s features of %s, %d rows x %d views", experiment, source, dataset,
-             len(valid_all), len(views))  # fmt: skip
-    return out
+    written = []
+    for source, (_, info) in students.items():
+        meta = {"experiment": experiment, "dataset": dataset, "source": source, **info,
+                "frames": frames_info}  # fmt: skip
+        out = features_path(cfg["paths"]["runs"], experiment, dataset, source)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.stem}.tmp-{os.getpid()}.npz")
+        np.savez(tmp, pooled=np.stack(views[source]), valid=valid_all,
+                 meta=json.dumps(meta, default=str))  # fmt: skip
+        os.replace(tmp, out)
+        written.append(out)
+    log.info("%s: %s features of %s, %d rows x %d views", experiment, "+".join(students),
+             dataset, len(valid_all), len(frames_info))  # fmt: skip
+    return written
 
 
 def load_features(
