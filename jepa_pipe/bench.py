@@ -27,6 +27,19 @@ def _rate(fn, items) -> float:
     return len(items) / (time.perf_counter() - t0)
 
 
+def _peak_gib(device: str, reset: bool = False) -> float | None:
+    """Peak GPU memory allocated by torch since the last reset (None off CUDA)."""
+    import torch
+
+    if not str(device).startswith("cuda"):
+        return None
+    torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated() / 2**30
+    if reset:
+        torch.cuda.reset_peak_memory_stats()
+    return round(peak, 2)
+
+
 def bench_decode(paths: list[str], sampling: ClipSampling, rounds: int = 3) -> dict:
     """Both decoders in one thread, interleaved round by round; the median round counts."""
     import decord
@@ -111,14 +124,19 @@ def bench_cache(cfg: dict, dataset: str, limit: int = 64) -> dict:
 
             torch.set_num_threads(inference_threads(plan))
         teachers = {name: _load(tcfg, plan.device) for name, tcfg in plan.teachers.items()}
-        for teacher in teachers.values():  # warm up
-            teacher.encode(clips[:1])
-        t0 = time.perf_counter()
+        for name, teacher in teachers.items():  # warm up at the batch size timed
+            teacher.encode(clips[: plan.teachers[name].get("batch_size", 8)])
+        per_teacher, teacher_peak = {}, {}
         for name, teacher in teachers.items():
             b = plan.teachers[name].get("batch_size", 8)
+            _peak_gib(plan.device, reset=True)
+            t0 = time.perf_counter()
             for i in range(0, len(clips), b):
                 teacher.encode(clips[i : i + b])
-        teacher_rate = len(clips) / (time.perf_counter() - t0)
+            per_teacher[name] = time.perf_counter() - t0
+            teacher_peak[name] = _peak_gib(plan.device)
+        # all of the dataset's teachers, one after another: what the pass runs per clip
+        teacher_rate = len(clips) / sum(per_teacher.values())
         del teachers
 
         init_stores(plan)
@@ -143,6 +161,11 @@ def bench_cache(cfg: dict, dataset: str, limit: int = 64) -> dict:
             "inference_threads": inference_threads(plan) if plan.device == "cpu" else None,
             "decode_clips_per_s": round(decode_rate, 1),
             "teacher_clips_per_s": round(teacher_rate, 1),
+            "each_teacher_clips_per_s": {
+                n: round(len(clips) / t, 1) for n, t in per_teacher.items()
+            },
+            "teacher_batch_sizes": {n: t.get("batch_size", 8) for n, t in plan.teachers.items()},
+            "teacher_peak_gpu_gib": teacher_peak if plan.device != "cpu" else None,
             "end_to_end_clips_per_s": round(e2e_rate, 1),
             "end_to_end_over_slower_stage": round(e2e_rate / slower, 3),
             "tokens": stores,
@@ -268,12 +291,14 @@ def bench_train(cfg: dict, experiment: str, steps: int = 20) -> dict:
         timed.data.set_epoch(0, epochs=None)
         batches = iter(timed.data)
         cached, online, teacher_s = [], [], []
+        peaks = {"cached": 0.0, "online": 0.0}
         for i in range(steps):
             batch = next(batches)
             frames = torch.from_numpy(batch["frames"])
             t0 = time.perf_counter()
             timed.step(frames, torch.from_numpy(batch["tokens"]), 2 * i)
             cached.append(time.perf_counter() - t0)
+            peaks["cached"] = max(peaks["cached"], _peak_gib(timed.device, reset=True) or 0.0)
             t0 = time.perf_counter()
             tokens, _ = teacher.encode(batch["frames"])  # [B, L, D_teacher]
             if proj is not None:  # the cache holds PCA-projected tokens: so does online
@@ -284,6 +309,7 @@ def bench_train(cfg: dict, experiment: str, steps: int = 20) -> dict:
             )
             online.append(time.perf_counter() - t0)
             teacher_s.append(t1 - t0)
+            peaks["online"] = max(peaks["online"], _peak_gib(timed.device, reset=True) or 0.0)
         keep = slice(2, None)  # warm-up steps left out
         student = statistics.median(cached[keep])
         teach = statistics.median(teacher_s[keep])
@@ -307,6 +333,9 @@ def bench_train(cfg: dict, experiment: str, steps: int = 20) -> dict:
             "ideal_speedup": round(ideal, 3),
             "speedup": round(both / student, 3),
             "efficiency": round(both / student / ideal, 3),
+            # peak GPU memory of a cached step (student, predictor, optimizer) and of an online
+            # one (the frozen teacher's weights and activations on top)
+            "peak_gpu_gib": peaks if timed.device.type == "cuda" else None,
         }
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

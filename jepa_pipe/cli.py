@@ -74,9 +74,14 @@ def _tiny_teacher(args: argparse.Namespace) -> int:
     from jepa_pipe.teachers.tiny import write_tiny_teacher
 
     out = write_tiny_teacher(
-        args.kind, args.out, seed=args.seed, image_size=args.image_size, frames=args.frames
+        args.kind,
+        args.out,
+        seed=args.seed,
+        image_size=args.image_size,
+        frames=args.frames,
+        size=args.size,
     )
-    print(json.dumps({"kind": args.kind, "out": str(out), "seed": args.seed}))
+    print(json.dumps({"kind": args.kind, "size": args.size, "out": str(out), "seed": args.seed}))
     return 0
 
 
@@ -257,13 +262,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_check_config)
 
     p = sub.add_parser(
-        "tiny-teacher", help="write a tiny random checkpoint of a real teacher class"
+        "tiny-teacher",
+        help="write a random checkpoint of a real teacher class (tiny, or full size to benchmark)",
     )
     p.add_argument("--kind", required=True, choices=["videomae", "vjepa2", "vit", "bert"])
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--frames", type=int, default=16)
+    p.add_argument(
+        "--size",
+        choices=["tiny", "full"],
+        default="tiny",
+        help="tiny: width 64, 2 layers (demo, tests); full: the real checkpoint's architecture "
+        "(VideoMAE-H, V-JEPA 2 ViT-L, ViT-B/16, BERT-base), random weights, for GPU benchmarks",
+    )
     p.set_defaults(func=_tiny_teacher)
 
     def cache_verb(name, help_, func, out=True):

@@ -84,10 +84,14 @@ def tiny_checkpoint(cache_root: str, name: str) -> str:
     return str(Path(cache_root) / "teachers" / name)
 
 
+RANDOM_WEIGHTS = {"tiny": "tiny", "random": "full"}  # weights value -> tiny-teacher --size
+
+
 def teacher_weights(cfg: dict, name: str) -> str:
-    """``weights: tiny`` is the demo's random checkpoint written by the tiny_teacher rule."""
+    """``weights: tiny`` (the demo) and ``weights: random`` (the real architecture at full size,
+    for GPU benchmarks) are random checkpoints written by the tiny_teacher rule."""
     weights = cfg["teachers"][name]["weights"]
-    return tiny_checkpoint(cfg["paths"]["cache"], name) if weights == "tiny" else weights
+    return tiny_checkpoint(cfg["paths"]["cache"], name) if weights in RANDOM_WEIGHTS else weights
 
 
 def plan_from_config(cfg: dict, dataset: str) -> CachePlan:

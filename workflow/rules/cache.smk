@@ -21,6 +21,7 @@ rule tiny_teacher:
         directory(tiny_checkpoint(CACHE, "{teacher}")),
     params:
         kind=lambda wc: TEACHERS[wc.teacher]["kind"],
+        args=lambda wc: tiny_teacher_args(wc.teacher),
     log:
         log_path("tiny_teacher", "{teacher}"),
     benchmark:
@@ -28,7 +29,7 @@ rule tiny_teacher:
     conda:
         "../envs/jepa_pipe.yaml"
     shell:
-        "python -m jepa_pipe tiny-teacher --kind {params.kind} --out {output} --seed 0"
+        "python -m jepa_pipe tiny-teacher --kind {params.kind} {params.args} --out {output} --seed 0"
         " > {log} 2>&1"
 
 

@@ -8,7 +8,12 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from jepa_pipe.cache.build import plan_from_config, teacher_weights, tiny_checkpoint
+from jepa_pipe.cache.build import (
+    RANDOM_WEIGHTS,
+    plan_from_config,
+    teacher_weights,
+    tiny_checkpoint,
+)
 from jepa_pipe.config import ConfigError, validate_config
 from jepa_pipe.datasets.manifest import manifest_path as dataset_manifest
 from jepa_pipe.eval.benchmarks import BENCHMARKS
@@ -89,7 +94,19 @@ def text_teacher(dataset):
 
 def tiny_teacher_dirs(names):
     """Checkpoints the tiny_teacher rule writes, where the cache stage will load them."""
-    return [teacher_weights(config, t) for t in names if TEACHERS[t]["weights"] == "tiny"]
+    return [teacher_weights(config, t) for t in names if TEACHERS[t]["weights"] in RANDOM_WEIGHTS]
+
+
+def tiny_teacher_args(teacher):
+    """tiny-teacher options: the size its weights value names, and the clip shape of the
+    first dataset it caches (VideoMAE's fixed positions must match the clips)."""
+    decode = next(
+        (d.get("decode", {}) for d in DATASETS.values() if teacher in d.get("teachers", [])), {}
+    )
+    return (
+        f"--size {RANDOM_WEIGHTS[TEACHERS[teacher]['weights']]}"
+        f" --image-size {decode.get('size', 64)} --frames {decode.get('frames_per_clip', 16)}"
+    )
 
 
 def cache_parts(dataset):
