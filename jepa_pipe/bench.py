@@ -168,6 +168,9 @@ def bench_cache(cfg: dict, dataset: str, limit: int = 64) -> dict:
             "teacher_peak_gpu_gib": teacher_peak if plan.device != "cpu" else None,
             "end_to_end_clips_per_s": round(e2e_rate, 1),
             "end_to_end_over_slower_stage": round(e2e_rate / slower, 3),
+            # seconds of the end-to-end build spent waiting for decoded shards, in each
+            # teacher (inference + host copy) and writing (background thread)
+            "end_to_end_timing": report["timing"],
             "tokens": stores,
         }
     finally:

@@ -6,8 +6,10 @@
 # Everything is written under data/gpu/ (clips, manifests, random full-size checkpoints,
 # caches); each figure is one JSON line on stdout and one file in OUT_DIR (default
 # data/gpu/figures). Each stage has a time limit (LIMIT_S, default 240 s) so one slow stage
-# cannot hide the others' figures.
+# cannot hide the others' figures. STAGES (default "cache train") picks the benchmarks:
+# cache = bench cache per dataset; train = full cache builds then bench train per recipe.
 set -uo pipefail
+STAGES=${STAGES:-cache train}
 CFG=config/gpu_bench.yaml
 FIG=${1:-data/gpu/figures}
 LIMIT_S=${LIMIT_S:-240}
@@ -30,8 +32,11 @@ T=$W/cache/teachers
 [ -d $T/vjepa2_l ] || run tiny-teacher --kind vjepa2 --size full --image-size 256 --out $T/vjepa2_l
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$FIG/gpu.txt"
 
-run bench cache --config $CFG --dataset ucf101 --limit 64 | tee "$FIG/cache_ucf101.json"
-run bench cache --config $CFG --dataset ssv2 --limit 64 | tee "$FIG/cache_ssv2.json"
+if [[ " $STAGES " == *" cache "* ]]; then
+    run bench cache --config $CFG --dataset ucf101 --limit 64 | tee "$FIG/cache_ucf101.json"
+    run bench cache --config $CFG --dataset ssv2 --limit 64 | tee "$FIG/cache_ssv2.json"
+fi
+[[ " $STAGES " == *" train "* ]] || exit 0
 run cache --config $CFG --dataset ssv2 > "$FIG/build_ssv2.json"
 for exp in st_jepa vjepa; do
     run bench train --config $CFG --experiment $exp --steps 6 | tee "$FIG/train_$exp.json"

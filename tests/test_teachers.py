@@ -13,7 +13,7 @@ from jepa_pipe.teachers import (
     load_teacher,
     resolve_weights,
 )
-from jepa_pipe.teachers.tiny import write_tiny_teacher
+from jepa_pipe.teachers.tiny import teacher_config, write_tiny_teacher
 
 
 @pytest.fixture(scope="session")
@@ -43,6 +43,45 @@ def test_vision_teacher_grid_and_shapes(tiny_dir, kind, frames, grid, model_clas
     # config-only description agrees with the loaded model, without its weights
     described = load_teacher(kind, str(tiny_dir / kind), weights_too=False)
     assert described.model is None and described.token_grid(frames, 64) == grid
+
+
+@pytest.mark.parametrize(
+    "kind,hidden,layers,heads",
+    [
+        ("videomae", 1280, 32, 16),
+        ("vjepa2", 1024, 24, 16),
+        ("vit", 768, 12, 12),
+        ("bert", 768, 12, 12),
+    ],
+)
+def test_full_size_random_checkpoints_have_the_real_architecture(kind, hidden, layers, heads):
+    # VideoMAE-H/16, V-JEPA 2 ViT-L/16, ViT-B/16, BERT-base (for GPU benchmarks); config only
+    c = teacher_config(kind, "full", image_size=224, frames=16)
+    assert (c.hidden_size, c.num_hidden_layers, c.num_attention_heads) == (hidden, layers, heads)
+    if kind == "videomae":
+        assert (c.intermediate_size, c.image_size, c.num_frames, c.tubelet_size) == (
+            5120,
+            224,
+            16,
+            2,
+        )
+    tiny = teacher_config(kind, "tiny")
+    assert (tiny.hidden_size, tiny.num_hidden_layers) == (64, 2)
+
+
+def test_cache_tokens_are_the_teachers_output_rounded_to_float16(tiny_dir):
+    teacher = load_teacher("videomae", str(tiny_dir / "videomae"))
+    clips = np.random.default_rng(1).integers(0, 256, (2, 16, 64, 64, 3), dtype=np.uint8)
+    tokens, pooled = teacher.encode(clips)
+    cached, cached_pooled, finite = teacher.cache_tokens(clips)
+    assert cached.dtype == np.float16 and finite.tolist() == [True, True]
+    assert np.array_equal(cached, tokens.astype(np.float16))
+    assert np.array_equal(cached_pooled, pooled.astype(np.float16))
+    # a value beyond float16's range is not finite once stored: the row must be refused
+    big = teacher.forward_tokens
+    teacher.forward_tokens = lambda pixels: big(pixels) * 1e6
+    _, _, finite = teacher.cache_tokens(clips)
+    assert finite.tolist() == [False, False]
 
 
 def test_same_seed_same_checkpoint(tmp_path):

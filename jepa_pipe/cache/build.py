@@ -596,11 +596,8 @@ def _run_teacher(
     todo = np.nonzero(valid)[0]
     for start in range(0, len(todo), batch):
         idx = todo[start : start + batch]
-        tok, pool = teacher.encode(clips[idx])  # [B, L, D], [B, D]
-        if proj is not None:  # [B, L, D] -> [B, L, dim]; pooled stays the mean of tokens
-            tok = projection.project(tok, proj["mean"], proj["components"])
-            pool = tok.mean(axis=1)
-        finite = np.isfinite(tok).reshape(len(idx), -1).all(1) & np.isfinite(pool).all(1)
+        # float16 [B, L, dim], [B, dim]; projected (pooled: the mean of projected tokens)
+        tok, pool, finite = teacher.cache_tokens(clips[idx], proj)
         for i, good in zip(idx, finite, strict=True):
             if not good:
                 ok[i] = False
@@ -609,11 +606,11 @@ def _run_teacher(
                         "row": rng[i],
                         "clip_id": clip_ids[rng[i]],
                         "store": name,
-                        "reason": "non-finite teacher output",
+                        "reason": "non-finite teacher output (NaN, Inf or beyond float16)",
                     }
                 )
         keep = idx[finite]
-        tokens[keep], pooled[keep] = tok[finite].astype(np.float16), pool[finite].astype(np.float16)
+        tokens[keep], pooled[keep] = tok[finite], pool[finite]
     return tokens, pooled, ok, failures
 
 

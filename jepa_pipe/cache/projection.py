@@ -49,9 +49,19 @@ def fit_pca(tokens: zarr.Array, dim: int) -> dict[str, np.ndarray]:
     }
 
 
-def project(tokens: np.ndarray, mean: np.ndarray, components: np.ndarray) -> np.ndarray:
-    """[..., D] -> [..., dim]."""
-    return (tokens.astype(np.float32) - mean) @ components
+def project(tokens, mean, components):
+    """[..., D] -> [..., dim] in float32: (tokens - mean) @ components.
+
+    One implementation (torch) for the cache pass, which runs it on the teacher's device, and
+    for callers with numpy arrays (returned as numpy), so both round the same way on a CPU."""
+    import torch
+
+    as_numpy = isinstance(tokens, np.ndarray)
+    x = torch.as_tensor(tokens).float()
+    mean = torch.as_tensor(mean, device=x.device).float()
+    components = torch.as_tensor(components, device=x.device).float()
+    out = (x - mean) @ components
+    return out.numpy() if as_numpy else out
 
 
 def save(group: zarr.Group, params: dict[str, np.ndarray]) -> None:

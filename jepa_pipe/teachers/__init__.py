@@ -165,16 +165,40 @@ class VisionTeacher(Teacher):
     def forward_tokens(self, pixels: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    @torch.inference_mode()
-    def encode(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(tokens [B, L, D], pooled [B, D]) as float32 numpy."""
+    def _tokens(self, clips: np.ndarray) -> torch.Tensor:
+        """float32 tokens [B, L, D] on the teacher's device (call under inference_mode)."""
         _, t, h, _, _ = clips.shape  # [B, T, H, W, 3]
         self.check_input(t, h)
         tokens = self.forward_tokens(self.normalise(clips)).float()  # [B, L, D]
         grid = self.token_grid(t, h)
         if tokens.shape[1] != int(np.prod(grid)):
             raise TeacherError(f"{self.kind}: {tokens.shape[1]} tokens, expected grid {grid}")
+        return tokens
+
+    @torch.inference_mode()
+    def encode(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(tokens [B, L, D], pooled [B, D]) as float32 numpy."""
+        tokens = self._tokens(clips)
         return tokens.cpu().numpy(), tokens.mean(dim=1).cpu().numpy()
+
+    @torch.inference_mode()
+    def cache_tokens(
+        self, clips: np.ndarray, proj: dict | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What the cache stores for a batch: (tokens [B, L, D'] float16, pooled [B, D']
+        float16, finite [B]). The optional PCA projection, the mean, the float16 rounding and
+        the finite check run on the teacher's device, so the host gets half the bytes and no
+        per-element work (on a GPU that work would otherwise take as long as the teacher).
+        A row is not finite when any value is NaN/Inf or beyond float16's range."""
+        from jepa_pipe.cache.projection import project
+
+        tokens = self._tokens(clips)  # [B, L, D]
+        if proj is not None:
+            tokens = project(tokens, proj["mean"], proj["components"])  # [B, L, dim]
+        pooled = tokens.mean(dim=1).half()  # [B, D']
+        tokens = tokens.half()
+        finite = torch.isfinite(tokens).flatten(1).all(1) & torch.isfinite(pooled).all(1)
+        return tokens.cpu().numpy(), pooled.cpu().numpy(), finite.cpu().numpy()
 
     def provenance(self) -> dict:
         return {"mean": list(self.mean), "std": list(self.std), "pooling": self.pooling}

@@ -46,13 +46,15 @@ def teacher_config(kind: str, size: Size = "tiny", image_size: int = 64, frames:
     if kind not in KINDS:
         raise ValueError(f"no random checkpoint for teacher kind {kind!r}; expected one of {KINDS}")
     if size == "tiny":
-        shape = {
-            **TINY,
-            "videomae": dict(intermediate_size=128),
-            "vjepa2": dict(mlp_ratio=2.0),
-            "vit": dict(intermediate_size=128),
-            "bert": dict(intermediate_size=128, max_position_embeddings=128),
-        }[kind]
+        shape = (
+            TINY
+            | {
+                "videomae": dict(intermediate_size=128),
+                "vjepa2": dict(mlp_ratio=2.0),
+                "vit": dict(intermediate_size=128),
+                "bert": dict(intermediate_size=128, max_position_embeddings=128),
+            }[kind]
+        )
     else:
         shape = FULL[kind]
     if kind == "videomae":
