@@ -124,15 +124,17 @@ def bench_cache(cfg: dict, dataset: str, limit: int = 64) -> dict:
 
             torch.set_num_threads(inference_threads(plan))
         teachers = {name: _load(tcfg, plan.device) for name, tcfg in plan.teachers.items()}
+        # timed as the pass runs them: float16 tokens from the device (projection left out:
+        # it is fitted later, and costs a matmul on the device)
         for name, teacher in teachers.items():  # warm up at the batch size timed
-            teacher.encode(clips[: plan.teachers[name].get("batch_size", 8)])
+            teacher.cache_tokens(clips[: plan.teachers[name].get("batch_size", 8)])
         per_teacher, teacher_peak = {}, {}
         for name, teacher in teachers.items():
             b = plan.teachers[name].get("batch_size", 8)
             _peak_gib(plan.device, reset=True)
             t0 = time.perf_counter()
             for i in range(0, len(clips), b):
-                teacher.encode(clips[i : i + b])
+                teacher.cache_tokens(clips[i : i + b])
             per_teacher[name] = time.perf_counter() - t0
             teacher_peak[name] = _peak_gib(plan.device)
         # all of the dataset's teachers, one after another: what the pass runs per clip
@@ -265,7 +267,6 @@ def bench_train(cfg: dict, experiment: str, steps: int = 20) -> dict:
       cost and adds nothing)."""
     import copy
 
-    import numpy as np
     import torch
 
     from jepa_pipe.cache import projection
@@ -303,13 +304,15 @@ def bench_train(cfg: dict, experiment: str, steps: int = 20) -> dict:
             cached.append(time.perf_counter() - t0)
             peaks["cached"] = max(peaks["cached"], _peak_gib(timed.device, reset=True) or 0.0)
             t0 = time.perf_counter()
-            tokens, _ = teacher.encode(batch["frames"])  # [B, L, D_teacher]
-            if proj is not None:  # the cache holds PCA-projected tokens: so does online
-                tokens = projection.project(tokens, proj["mean"], proj["components"])
+            with torch.inference_mode():  # the teacher as an online pipeline would run it
+                tokens = teacher.device_tokens(batch["frames"])  # [B, L, D_teacher]
+                if proj is not None:  # the cache holds PCA-projected tokens: so does online
+                    tokens = projection.project(tokens, proj["mean"], proj["components"])
+            tokens = tokens.clone()  # a normal tensor: autograd refuses inference tensors
+            if timed.device.type == "cuda":
+                torch.cuda.synchronize(timed.device)
             t1 = time.perf_counter()
-            timed.step(
-                frames, torch.from_numpy(np.ascontiguousarray(tokens, np.float32)), 2 * i + 1
-            )
+            timed.step(frames, tokens, 2 * i + 1)
             online.append(time.perf_counter() - t0)
             teacher_s.append(t1 - t0)
             peaks["online"] = max(peaks["online"], _peak_gib(timed.device, reset=True) or 0.0)

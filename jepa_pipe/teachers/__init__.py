@@ -165,7 +165,7 @@ class VisionTeacher(Teacher):
     def forward_tokens(self, pixels: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def _tokens(self, clips: np.ndarray) -> torch.Tensor:
+    def device_tokens(self, clips: np.ndarray) -> torch.Tensor:
         """float32 tokens [B, L, D] on the teacher's device (call under inference_mode)."""
         _, t, h, _, _ = clips.shape  # [B, T, H, W, 3]
         self.check_input(t, h)
@@ -178,7 +178,7 @@ class VisionTeacher(Teacher):
     @torch.inference_mode()
     def encode(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(tokens [B, L, D], pooled [B, D]) as float32 numpy."""
-        tokens = self._tokens(clips)
+        tokens = self.device_tokens(clips)
         return tokens.cpu().numpy(), tokens.mean(dim=1).cpu().numpy()
 
     @torch.inference_mode()
@@ -192,7 +192,7 @@ class VisionTeacher(Teacher):
         A row is not finite when any value is NaN/Inf or beyond float16's range."""
         from jepa_pipe.cache.projection import project
 
-        tokens = self._tokens(clips)  # [B, L, D]
+        tokens = self.device_tokens(clips)  # [B, L, D]
         if proj is not None:
             tokens = project(tokens, proj["mean"], proj["components"])  # [B, L, dim]
         pooled = tokens.mean(dim=1).half()  # [B, D']
