@@ -32,6 +32,18 @@ def snakemake(workdir: Path, *args: str, configfile: Path | None = None):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
 
 
+def _one_dataset_config(tmp_path: Path) -> Path:
+    import yaml
+
+    cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    cfg["datasets"] = {"msvd": cfg["datasets"]["msvd"]}
+    cfg["teachers"] = {k: cfg["teachers"][k] for k in ("videomae_tiny", "minilm")}
+    cfg.pop("experiments")  # they train on SSv2
+    config = tmp_path / "one.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    return config
+
+
 def test_dry_run_resolves_the_demo_dag(tmp_path):
     res = snakemake(tmp_path, "-n", "--quiet", "rules")
     assert res.returncode == 0, res.stderr
@@ -102,16 +114,9 @@ def test_demo_manifests_run_and_match_direct_cli(tmp_path, demo_root):
 @pytest.mark.slow
 def test_cache_target_builds_verified_stores(tmp_path):
     """`snakemake cache` on one demo dataset: frames, a tiny video teacher and MiniLM text."""
-    import yaml
-
     from jepa_pipe.cache import open_store
 
-    cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    cfg["datasets"] = {"msvd": cfg["datasets"]["msvd"]}
-    cfg["teachers"] = {k: cfg["teachers"][k] for k in ("videomae_tiny", "minilm")}
-    cfg.pop("experiments")  # they train on SSv2
-    config = tmp_path / "one.yaml"
-    config.write_text(yaml.safe_dump(cfg))
+    config = _one_dataset_config(tmp_path)
     res = snakemake(tmp_path, "--cores", "2", "cache", configfile=config)
     assert res.returncode == 0, res.stderr[-3000:]
     frames = open_store(tmp_path / "cache/msvd/frames.zarr")
@@ -161,3 +166,39 @@ def test_train_target_trains_the_three_demo_recipes_from_caches(tmp_path):
     figures = json.loads(bench.stdout.strip().splitlines()[-1])
     assert figures["cached_step_s"] > 0 and figures["teacher_s"] > 0
     assert 0 <= figures["data_wait_fraction"] < 1 and figures["ideal_speedup"] > 1
+
+
+def test_slurm_profile_resolves_the_dag_with_the_slurm_executor(tmp_path):
+    res = snakemake(tmp_path, "-n", "--profile", str(REPO / "profiles/slurm"), "cache")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "cache_part" in res.stdout + res.stderr
+
+
+@pytest.mark.slow
+def test_cache_runs_unchanged_under_the_generic_cluster_executor(tmp_path):
+    """Every job submitted through a scheduler-like submit command (its own detached
+    process), not run by Snakemake's local executor: the workflow needs no change for it."""
+    from jepa_pipe.cache import open_store
+
+    config = _one_dataset_config(tmp_path)
+    submit = REPO / "workflow/scripts/detached_submit.sh"
+    res = snakemake(
+        tmp_path,
+        "--profile", str(REPO / "profiles/cluster-generic"),
+        "--cluster-generic-submit-cmd", str(submit),
+        "--latency-wait", "5",
+        "cache",
+        configfile=config,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    submitted = (tmp_path / "logs/cluster/submitted.txt").read_text().split("\n")
+    jobs = [line.split() for line in submitted if line]
+    # demo_data, manifest, tiny_teacher, cache_init, cache_part x2, cache_finalize x2, text
+    names = [name for _, name in jobs]
+    assert len(jobs) == 9, names
+    assert sum("cache_part" in n for n in names) == 2
+    assert len({pid for pid, _ in jobs}) == len(jobs)  # each its own process
+    frames = open_store(tmp_path / "cache/msvd/frames.zarr")
+    tokens = open_store(tmp_path / "cache/msvd/videomae_tiny.zarr")
+    assert frames["valid"][:].all() and tokens["valid"][:].all()
+    assert open_store(tmp_path / "cache/msvd/minilm.zarr")["text"].shape[0] == 360
