@@ -62,6 +62,18 @@ def _plan(args: argparse.Namespace):
     return plan_from_config(cfg, args.dataset)
 
 
+def _plan_verb(args: argparse.Namespace) -> int:
+    from jepa_pipe.plan import format_plan, plan_config
+
+    cfg = _config(args)
+    unknown = [d for d in args.dataset or [] if d not in cfg["datasets"]]
+    if unknown:
+        raise JepaPipeError(f"--dataset {unknown[0]!r} is not in {args.config}")
+    result = plan_config(cfg, tflops=args.tflops, datasets=args.dataset)
+    print(json.dumps(result) if args.json else format_plan(result))
+    return 0
+
+
 def _emit(obj: dict, out: Path | None) -> None:
     from jepa_pipe.cache.store import write_json_atomic
 
@@ -384,6 +396,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--experiment", help="train: the experiment whose caches and step to time")
     p.add_argument("--steps", type=int, default=20, help="train: steps per measurement")
     p.set_defaults(func=_bench)
+
+    p = sub.add_parser(
+        "plan",
+        help="before anything runs: clips, token grids, disk per cache, teacher FLOPs and "
+        "GPU-hours, shards and jobs",
+    )
+    p.add_argument("--config", type=Path, required=True, help="workflow config (YAML)")
+    p.add_argument("--dataset", action="append", help="only this dataset (repeatable)")
+    p.add_argument(
+        "--tflops",
+        type=float,
+        default=200.0,
+        help="effective teacher throughput for the GPU-hours (default 200: about what "
+        "VideoMAE-H reached in bf16 on an H100 here, README Figures)",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_plan_verb)
 
     p = sub.add_parser("datasets", help="list the dataset readers, their splits and layouts")
     p.set_defaults(func=_datasets)

@@ -197,6 +197,37 @@ def test_stores_follow_the_schema(clean):
     assert meta["frames_fingerprint"] == frames.attrs["jepa_pipe"]["fingerprint"]
 
 
+def test_plan_predicts_the_built_stores_sizes_within_5_percent(clean):
+    import json
+
+    res = subprocess.run(
+        [sys.executable, "-m", "jepa_pipe", "plan", "--config", "config.yaml", "--json"],
+        cwd=clean, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    plan = json.loads(res.stdout)["datasets"]["ucf101"]
+    assert plan["clips"] == 28 and plan["teachers"]["videomae_tiny"]["token_grid"] == [8, 4, 4]
+    # the plan assumes every clip decodes; the 4 corrupt files' rows are stored empty
+    valid = int(open_store(clean / "cache/ucf101/frames.zarr")["valid"][:].sum())
+    assert valid == 24
+    for store in ("frames", "videomae_tiny"):
+        path = clean / f"cache/ucf101/{store}.zarr"
+        real = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        expected = plan["stores"][store]["bytes"] * valid / 28
+        assert abs(expected / real - 1) < 0.05, (store, expected, real)
+
+
+def test_plan_counts_teacher_flops_as_published():
+    from jepa_pipe.plan import encoder_flops
+    from jepa_pipe.teachers.tiny import teacher_config
+
+    # VideoMAE-H/16 at 16 x 224: 1192 GMACs in the VideoMAE paper; ViT-B/16 at 224: 17.6
+    videomae_h = encoder_flops(teacher_config("videomae", "full", 224, 16), 1568, 2 * 16 * 16 * 3)
+    vit_b = encoder_flops(teacher_config("vit", "full", 224, 1), 196, 16 * 16 * 3)
+    assert abs(videomae_h / (2 * 1192e9) - 1) < 0.01
+    assert abs(vit_b / (2 * 17.6e9) - 1) < 0.01
+
+
 def test_corrupt_inputs_are_invalid_rows_with_reasons(clean):
     failures = pq.read_table(clean / "cache/ucf101/frames.failures.parquet").to_pylist()
     reasons = {f["clip_id"].rsplit("_", 1)[-1]: f["reason"] for f in failures}
