@@ -202,3 +202,25 @@ def test_cache_runs_unchanged_under_the_generic_cluster_executor(tmp_path):
     tokens = open_store(tmp_path / "cache/msvd/videomae_tiny.zarr")
     assert frames["valid"][:].all() and tokens["valid"][:].all()
     assert open_store(tmp_path / "cache/msvd/minilm.zarr")["text"].shape[0] == 360
+
+
+@pytest.mark.slow
+def test_second_run_on_a_working_directory_in_use_is_refused(tmp_path):
+    import time
+
+    config = _one_dataset_config(tmp_path)
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
+           str(tmp_path), "--configfile", str(config), "--cores", "1", "cache"]  # fmt: skip
+    first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        locks = tmp_path / ".snakemake" / "locks"
+        deadline = time.monotonic() + 120
+        while not (locks.is_dir() and any(locks.iterdir())) and time.monotonic() < deadline:
+            assert first.poll() is None, "the first run ended before it was seen running"
+            time.sleep(0.05)
+        second = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert second.returncode != 0
+        assert "cannot be locked" in second.stdout + second.stderr
+    finally:
+        first.kill()
+        first.wait()
