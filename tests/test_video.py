@@ -134,3 +134,30 @@ def test_several_clips_and_views_clip_major():
     assert h == 32 and out["boxes"][1][:2].tolist() == [0, 0]
     assert out["boxes"][0][:2].tolist() == [0, (w - 32) // 2]
     assert s.view(4) == {"view": 4, "clip": 1, "crop": "start", "flip": False}
+
+
+def test_odd_but_readable_inputs_and_unreadable_files(tmp_path):
+    """Two more input kinds of the fault suite: a one-frame video decodes (its frame
+    repeated), a video with the wrong extension decodes by content."""
+    from jepa_pipe.demo.media import write_video
+
+    s = ClipSampling(frames_per_clip=4, frame_step=2, size=32)
+    one = tmp_path / "one.mp4"
+    write_video(one, np.full((1, 32, 48, 3), 200, np.uint8), fps=8)
+    got = decode_clip(str(one), s)
+    assert got["frames"].shape == (1, 4, 32, 32, 3) and got["indices"].tolist() == [[0] * 4]
+    renamed = shutil.copy(REAL[-1], tmp_path / "actually_mp4.avi")
+    assert decode_clip(str(renamed), s)["frames"].shape == (1, 4, 32, 32, 3)
+
+
+def test_unreadable_file_is_an_error_with_its_reason(tmp_path):
+    import os
+
+    s = ClipSampling(frames_per_clip=4, frame_step=2, size=32)
+    locked = shutil.copy(REAL[-1], tmp_path / "locked.mp4")
+    os.chmod(locked, 0)
+    if os.access(locked, os.R_OK):  # root reads anything: nothing to test
+        pytest.skip("running as root: a mode-000 file is still readable")
+    with DecodePool(s, workers=1, timeout_s=10.0) as pool:
+        ((_, result, error),) = list(pool.imap_unordered([(0, str(locked))]))
+    assert result is None and "ermission" in error
