@@ -74,6 +74,16 @@ def _plan_verb(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_cache(args: argparse.Namespace) -> int:
+    from jepa_pipe.cache.check import check_store
+
+    result = check_store(args.store, block_rows=args.block_rows, workers=args.workers)
+    if not args.per_dim:
+        result.pop("per_dim")
+    print(json.dumps(result))
+    return 0
+
+
 def _emit(obj: dict, out: Path | None) -> None:
     from jepa_pipe.cache.store import write_json_atomic
 
@@ -413,6 +423,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_plan_verb)
+
+    p = sub.add_parser(
+        "check-cache",
+        help="out-of-core statistics of a finished teacher or text store (dask): NaN/Inf, "
+        "norms, per-dimension mean and variance, dead dimensions",
+    )
+    p.add_argument("--store", type=Path, required=True, help="a .zarr teacher or text store")
+    p.add_argument("--block-rows", type=int, help="rows per block (default: the shard size)")
+    p.add_argument("--workers", type=int, default=2, help="dask threads")
+    p.add_argument("--per-dim", action="store_true", help="print every dimension's mean/var")
+    p.set_defaults(func=_check_cache)
 
     p = sub.add_parser("datasets", help="list the dataset readers, their splits and layouts")
     p.set_defaults(func=_datasets)

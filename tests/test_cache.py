@@ -217,6 +217,75 @@ def test_plan_predicts_the_built_stores_sizes_within_5_percent(clean):
         assert abs(expected / real - 1) < 0.05, (store, expected, real)
 
 
+def test_check_cache_statistics_equal_numpy(clean):
+    from jepa_pipe.cache.check import check_store
+
+    path = clean / "cache/ucf101/videomae_tiny.zarr"
+    got = check_store(path, block_rows=3)  # blocks that straddle shards
+    store = open_store(path)
+    valid = store["valid"][:]
+    x = store["tokens"][:][valid].astype(np.float32).reshape(-1, 64)  # [N·L, D]
+    norms = np.linalg.norm(x, axis=1)
+    assert got["valid_rows"] == int(valid.sum()) == 24 and got["vectors"] == 24 * 128
+    assert got["nonfinite"] == 0 and got["dead_dims"] == 0
+    assert np.isclose(got["norm"]["mean"], norms.mean(), rtol=1e-5)
+    assert np.isclose(got["norm"]["max"], norms.max(), rtol=1e-6)
+    assert np.allclose(got["per_dim"]["mean"], x.mean(0), rtol=1e-4, atol=1e-6)
+    assert np.allclose(got["per_dim"]["var"], x.var(0), rtol=1e-4)
+
+
+def test_check_cache_memory_stays_bounded_on_a_larger_store(tmp_path):
+    """A 201 MB float16 store (402 MB as float32): the check's peak memory grows by far less
+    than the store, because it reads blocks of a few rows."""
+    import json
+
+    from jepa_pipe.cache.shards import write_shard
+    from jepa_pipe.cache.store import create_store, mark_complete
+
+    rows, length, dim, shard = 96, 1024, 1024, 8
+    path = tmp_path / "big.zarr"
+    group = create_store(
+        path,
+        "teacher",
+        {
+            "tokens": ((rows, length, dim), "float16", False),
+            "valid": ((rows,), "bool", True),
+        },
+        shard_size=shard,
+        provenance={"teacher": "synthetic"},
+    )
+    rng = np.random.default_rng(0)
+    for s in range(rows // shard):
+        write_shard(
+            group["tokens"],
+            s,
+            rng.standard_normal((shard, length, dim), np.float32).astype(np.float16),
+        )
+        write_shard(group["valid"], s, np.ones(shard, bool))
+    mark_complete(path, {"valid": rows, "invalid": 0})
+    probe = (
+        "import json, resource, sys\n"
+        "from jepa_pipe.cache.check import check_store\n"
+        "from jepa_pipe.cache.store import open_store\n"
+        "open_store(sys.argv[1])\n"
+        "r = check_store(sys.argv[1], block_rows=2) if sys.argv[2] == 'check' else {}\n"
+        "r.pop('per_dim', None)\n"
+        "print(json.dumps({**r, 'peak_kb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))\n"
+    )
+
+    def run(mode: str) -> dict:
+        res = subprocess.run([sys.executable, "-c", probe, str(path), mode],
+                             capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert res.returncode == 0, res.stderr[-2000:]
+        return json.loads(res.stdout)
+
+    base, checked = run("open"), run("check")
+    assert checked["vectors"] == rows * length and checked["nonfinite"] == 0
+    assert abs(checked["dim_var"]["mean"] - 1) < 0.01  # standard normal data
+    grown_mb = (checked["peak_kb"] - base["peak_kb"]) / 1024
+    assert grown_mb < 120, grown_mb  # vs 201 MB on disk, 402 MB as float32
+
+
 def test_plan_counts_teacher_flops_as_published():
     from jepa_pipe.plan import encoder_flops
     from jepa_pipe.teachers.tiny import teacher_config
