@@ -100,6 +100,41 @@ def test_resume_continues_the_same_trajectory_bitwise(tmp_path, experiment):
         assert any(not torch.equal(state["ema"][k], v) for k, v in state["student"].items())
 
 
+def test_sigkill_mid_training_then_rerun_replays_the_same_trajectory(tmp_path):
+    """The training process killed at a random moment after its first checkpoint (as a
+    preempted job is), then the same command again: the same losses and weights, bit for bit,
+    as an uninterrupted run of the same command."""
+    import random
+    import time
+
+    path = write_train_caches(tmp_path)
+    cfg = yaml.safe_load(path.read_text())
+    cfg["experiments"]["st"].update(steps=12, checkpoint_every=2)
+    path.write_text(yaml.safe_dump(cfg))
+    cmd = [sys.executable, "-m", "jepa_pipe", "train", "--config", str(path),
+           "--experiment", "st", "--no-progress"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # same threads, same floats
+    run = tmp_path / "runs" / "st"
+    subprocess.run(cmd, check=True, env=env, capture_output=True, timeout=300)
+    reference = losses(run)
+    ref_state = torch.load(run / "student.pt", weights_only=True)
+    os.rename(run, tmp_path / "uninterrupted")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = run / "checkpoints" / "last.pt"
+    deadline = time.monotonic() + 120
+    while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(random.Random(0).uniform(0, 0.3))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run / "student.pt").exists(), "the run finished before the kill"
+    subprocess.run(cmd, check=True, env=env, capture_output=True, timeout=300)
+    assert losses(run) == reference
+    state = torch.load(run / "student.pt", weights_only=True)
+    for k, v in ref_state["student"].items():
+        assert torch.equal(v, state["student"][k]), k
+
+
 def test_metrics_and_resolved_config_are_written(tmp_path):
     cfg = cfg_of(write_train_caches(tmp_path))
     train(cfg, "vj2", progress=False)
