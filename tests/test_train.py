@@ -100,6 +100,7 @@ def test_resume_continues_the_same_trajectory_bitwise(tmp_path, experiment):
         assert any(not torch.equal(state["ema"][k], v) for k, v in state["student"].items())
 
 
+@pytest.mark.fault
 def test_sigkill_mid_training_then_rerun_replays_the_same_trajectory(tmp_path):
     """The training process killed at a random moment after its first checkpoint (as a
     preempted job is), then the same command again: the same losses and weights, bit for bit,
@@ -180,6 +181,7 @@ def test_nan_target_stops_with_step_and_tensor_named(tmp_path):
         train(cfg, "st", progress=False)
 
 
+@pytest.mark.fault
 def test_changed_settings_or_truncated_checkpoint_refuse_to_resume(tmp_path):
     path = write_train_caches(tmp_path)
     cfg = cfg_of(path)

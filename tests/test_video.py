@@ -81,6 +81,7 @@ def corrupt_files(tmp_path: Path) -> dict[str, Path]:
     return files
 
 
+@pytest.mark.fault
 def test_corrupt_inputs_raise_decode_error_with_reason(tmp_path):
     s = ClipSampling(frames_per_clip=4, frame_step=2, size=32)
     reasons = {}
@@ -93,6 +94,7 @@ def test_corrupt_inputs_raise_decode_error_with_reason(tmp_path):
     assert "decord" in reasons["truncated"] and "pyav" in reasons["truncated"]
 
 
+@pytest.mark.fault
 def test_pool_kills_a_hung_decoder_and_keeps_going(tmp_path):
     good = shutil.copy(REAL[-1], tmp_path / "good.mp4")
     hang = shutil.copy(REAL[-1], tmp_path / "hang.mp4")
@@ -136,6 +138,7 @@ def test_several_clips_and_views_clip_major():
     assert s.view(4) == {"view": 4, "clip": 1, "crop": "start", "flip": False}
 
 
+@pytest.mark.fault
 def test_odd_but_readable_inputs_and_unreadable_files(tmp_path):
     """Two more input kinds of the fault suite: a one-frame video decodes (its frame
     repeated), a video with the wrong extension decodes by content."""
@@ -150,6 +153,7 @@ def test_odd_but_readable_inputs_and_unreadable_files(tmp_path):
     assert decode_clip(str(renamed), s)["frames"].shape == (1, 4, 32, 32, 3)
 
 
+@pytest.mark.fault
 def test_unreadable_file_is_an_error_with_its_reason(tmp_path):
     import os
 

@@ -205,6 +205,7 @@ def test_cache_runs_unchanged_under_the_generic_cluster_executor(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.fault
 def test_second_run_on_a_working_directory_in_use_is_refused(tmp_path):
     import time
 
