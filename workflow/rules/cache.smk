@@ -104,6 +104,8 @@ rule cache_text:
         f"{CACHE}/{{dataset}}/{{text_store}}.summary.json",
     params:
         config=RESOLVED_CONFIG,
+    resources:
+        gpu=lambda wc: 0 if config["cache"]["device"] == "cpu" else 1,
     log:
         log_path("cache_text", "{dataset}.{text_store}"),
     benchmark:
