@@ -159,3 +159,42 @@ def test_moment_bad_inputs_are_named():
         moment_metrics([[(0, 1)]], [(3, 3)])
     with pytest.raises(ValueError, match="query 1, prediction 0"):
         moment_metrics([[(0, 1)], [(5, 2)]], [(0, 1), (0, 1)])
+
+
+def test_candidate_windows_hand_case():
+    from jepa_pipe.eval.moments import candidate_windows
+
+    got = candidate_windows(5.0, lengths_s=(2.0, 4.0), stride_s=1.0).tolist()
+    assert got == [[0, 2], [1, 3], [2, 4], [3, 5], [0, 4], [1, 5]]
+    # a 16 s window does not fit a 10 s video; a video shorter than every length: itself
+    assert all(e - s < 16 for s, e in candidate_windows(10.0))
+    assert candidate_windows(1.5).tolist() == [[0.0, 1.5]]
+    with pytest.raises(ValueError, match="must be > 0"):
+        candidate_windows(10.0, stride_s=0)
+
+
+def test_temporal_nms_hand_case():
+    from jepa_pipe.eval.moments import temporal_nms
+
+    windows = np.array([[0, 4], [1, 5], [8, 12], [0, 2], [9, 12]], float)
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.95])
+    # [9,12] first; [8,12] overlaps it at IoU 0.75 -> dropped; [0,4] kept; [1,5] IoU 0.6 with
+    # [0,4] -> dropped; [0,2] IoU 0.5 with [0,4] -> dropped (>= 0.5)
+    assert temporal_nms(windows, scores, iou=0.5, top_k=5) == [(9, 12), (0, 4)]
+    assert temporal_nms(windows, scores, iou=0.5, top_k=1) == [(9, 12)]
+    assert temporal_nms(windows, scores, iou=1.01, top_k=3) == [(9, 12), (0, 4), (1, 5)]
+
+
+def test_random_window_baseline_is_seeded_and_scored_like_the_model():
+    from jepa_pipe.eval.metrics import moment_metrics
+    from jepa_pipe.eval.moments import candidate_windows, random_window_moments
+
+    windows = candidate_windows(32.0)
+    a, b = random_window_moments(windows, seed=3), random_window_moments(windows, seed=3)
+    assert a == b and len(a) == 5 and a != random_window_moments(windows, seed=4)
+    # every kept pair overlaps less than the NMS threshold
+    from jepa_pipe.eval.metrics import temporal_iou
+
+    assert all(temporal_iou(x, y) < 0.5 for i, x in enumerate(a) for y in a[i + 1 :])
+    # a ground truth equal to a window the baseline ranked first is found at R1@0.7
+    assert moment_metrics([a], [a[0]])["R1@0.7"] == 100.0
