@@ -33,14 +33,14 @@ T=$W/cache/teachers
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$FIG/gpu.txt"
 
 if [[ " $STAGES " == *" cache "* ]]; then
-    run bench cache --config $CFG --dataset ucf101 --limit 64 | tee "$FIG/cache_ucf101.json"
-    run bench cache --config $CFG --dataset ssv2 --limit 64 | tee "$FIG/cache_ssv2.json"
+    run bench cache --config $CFG --dataset ucf101 --limit 200 | tee "$FIG/cache_ucf101.json"
+    run bench cache --config $CFG --dataset ssv2 --limit 256 | tee "$FIG/cache_ssv2.json"
 fi
 [[ " $STAGES " == *" train "* ]] || exit 0
 run cache --config $CFG --dataset ssv2 > "$FIG/build_ssv2.json"
 for exp in st_jepa vjepa; do
-    run bench train --config $CFG --experiment $exp --steps 6 | tee "$FIG/train_$exp.json"
+    run bench train --config $CFG --experiment $exp --steps 12 | tee "$FIG/train_$exp.json"
 done
 run cache --config $CFG --dataset ucf101 > "$FIG/build_ucf101.json"
-run bench train --config $CFG --experiment vjepa2 --steps 6 | tee "$FIG/train_vjepa2.json"
+run bench train --config $CFG --experiment vjepa2 --steps 12 | tee "$FIG/train_vjepa2.json"
 echo "[$(date +%T)] done" >&2
