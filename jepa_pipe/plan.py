@@ -104,6 +104,13 @@ def plan_dataset(cfg: dict, dataset: str, tflops: float) -> dict:
             per_text += tcfg.get("max_length", 512) * (teacher.hidden_size * F16 + 1)
         stores[name] = {"bytes_per_text": per_text, "bytes": texts * per_text}
     shards = math.ceil(rows / plan.shard_size)
+    warnings = [
+        f"{name}: batch_size {tcfg.get('batch_size', 8)} > cache.shard_size "
+        f"{plan.shard_size}: the pass batches within a shard, so it runs batches of "
+        f"{plan.shard_size}; raise shard_size"
+        for name, tcfg in plan.teachers.items()
+        if tcfg.get("batch_size", 8) > plan.shard_size
+    ]
     for name, store in stores.items():
         per_view = "bytes_per_clip" in store  # frames and teacher stores: one per view
         store["bytes"] += (STORE_BYTES + SHARD_BYTES * shards) * views if per_view else STORE_BYTES
@@ -121,6 +128,7 @@ def plan_dataset(cfg: dict, dataset: str, tflops: float) -> dict:
         "stores": stores,
         "bytes": sum(v["bytes"] for v in stores.values()),
         "shards": shards,
+        "warnings": warnings,
         "jobs": {
             "cache_part": min(plan.parts, shards),
             "cache_finalize": n_stores,
@@ -169,6 +177,7 @@ def format_plan(result: dict) -> str:
             f"{ds:<13} {d['clips']} clips x {d['views']} view(s), {d['texts']} texts, "
             f"{d['shards']} shards; jobs: {jobs}"
         )
+        lines += [f"{ds:<13} warning: {w}" for w in d["warnings"]]
     lines.append(
         f"total: {_size(result['total_bytes'])} on disk, {result['total_gpu_hours']} GPU-hours "
         f"at {result['tflops_assumed']:g} TFLOP/s effective"

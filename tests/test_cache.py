@@ -286,6 +286,17 @@ def test_check_cache_memory_stays_bounded_on_a_larger_store(tmp_path):
     assert grown_mb < 120, grown_mb  # vs 201 MB on disk, 402 MB as float32
 
 
+def test_plan_warns_when_a_teacher_batch_exceeds_the_shard(clean):
+    from jepa_pipe.plan import plan_config
+
+    cfg = validate_config(yaml.safe_load((clean / "config.yaml").read_text()), base_dir=clean)
+    with inside(clean):
+        assert plan_config(cfg)["datasets"]["ucf101"]["warnings"] == []
+        cfg["teachers"]["videomae_tiny"]["batch_size"] = cfg["cache"]["shard_size"] + 1
+        (warning,) = plan_config(cfg)["datasets"]["ucf101"]["warnings"]
+    assert "videomae_tiny: batch_size" in warning and "raise shard_size" in warning
+
+
 def test_plan_counts_teacher_flops_as_published():
     from jepa_pipe.plan import encoder_flops
     from jepa_pipe.teachers.tiny import teacher_config
