@@ -91,11 +91,11 @@ def bench_cache(cfg: dict, dataset: str, limit: int = 64) -> dict:
     """Decode-only, teacher-only and end-to-end on the first `limit` rows, in a scratch
     cache directory (real caches are not touched)."""
     from jepa_pipe.cache.build import (
-        _load,
         build_part,
         finalize_store,
         inference_threads,
         init_stores,
+        load_configured_teacher,
         plan_from_config,
     )
     from jepa_pipe.datasets.manifest import read_manifest, write_manifest
@@ -123,7 +123,9 @@ def bench_cache(cfg: dict, dataset: str, limit: int = 64) -> dict:
             import torch
 
             torch.set_num_threads(inference_threads(plan))
-        teachers = {name: _load(tcfg, plan.device) for name, tcfg in plan.teachers.items()}
+        teachers = {
+            name: load_configured_teacher(tcfg, plan.device) for name, tcfg in plan.teachers.items()
+        }
         # timed as the pass runs them: float16 tokens from the device (projection left out:
         # it is fitted later, and costs a matmul on the device)
         for name, teacher in teachers.items():  # warm up at the batch size timed
@@ -270,7 +272,7 @@ def bench_train(cfg: dict, experiment: str, steps: int = 20) -> dict:
     import torch
 
     from jepa_pipe.cache import projection
-    from jepa_pipe.cache.build import _load, teacher_weights
+    from jepa_pipe.cache.build import load_configured_teacher, teacher_weights
     from jepa_pipe.cache.store import open_store, store_path
     from jepa_pipe.train.loop import Trainer
 
@@ -289,7 +291,7 @@ def bench_train(cfg: dict, experiment: str, steps: int = 20) -> dict:
         timed.data.workers = 0
         tname = exp["teacher"]
         tcfg = {**cfg["teachers"][tname], "weights": teacher_weights(cfg, tname)}
-        teacher = _load(tcfg, str(timed.device))
+        teacher = load_configured_teacher(tcfg, str(timed.device))
         group = open_store(store_path(cfg["paths"]["cache"], exp["dataset"], tname))
         proj = projection.load(group)
         timed.data.set_epoch(0, epochs=None)

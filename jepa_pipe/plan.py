@@ -12,7 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from jepa_pipe.cache.build import RANDOM_WEIGHTS, CachePlan, plan_from_config, teacher_weights
+from jepa_pipe.cache.build import (
+    RANDOM_WEIGHTS,
+    CachePlan,
+    load_configured_teacher,
+    plan_from_config,
+    teacher_weights,
+)
 
 # float16 tokens: 2 bytes; every chunk also carries a 4-byte crc32c and its index entry,
 # negligible next to a clip (measured 1.0013x L.D.2 on the demo's 16 KB rows)
@@ -24,7 +30,7 @@ STORE_BYTES, SHARD_BYTES = 3000, 200
 def describe_teacher(cfg: dict, name: str, frames: int, size: int):
     """The teacher's config-only description (shapes, no weights). A random checkpoint that
     the tiny_teacher rule has not written yet is described from the config it will write."""
-    from jepa_pipe.teachers import TEACHERS, LoadOptions, load_teacher
+    from jepa_pipe.teachers import TEACHERS, LoadOptions
     from jepa_pipe.teachers.tiny import teacher_config
 
     tcfg = cfg["teachers"][name]
@@ -32,12 +38,7 @@ def describe_teacher(cfg: dict, name: str, frames: int, size: int):
     if tcfg["weights"] in RANDOM_WEIGHTS and not Path(path).is_dir():
         config = teacher_config(tcfg["kind"], RANDOM_WEIGHTS[tcfg["weights"]], size, frames)
         return TEACHERS[tcfg["kind"]](config, LoadOptions())
-    opts = LoadOptions(
-        allow_download=tcfg.get("allow_download", False),
-        trust_remote_code=tcfg.get("trust_remote_code", False),
-        revision=tcfg.get("revision"),
-    )
-    return load_teacher(tcfg["kind"], path, opts, weights_too=False)
+    return load_configured_teacher({**tcfg, "weights": path}, "cpu", weights_too=False)
 
 
 def encoder_flops(config, length: int, patch_pixels: int) -> float:

@@ -130,7 +130,9 @@ def inference_threads(plan: CachePlan) -> int:
     return max(1, (os.cpu_count() or 1) - plan.workers)
 
 
-def _load(tcfg: dict, device: str, weights_too: bool = True):
+def load_configured_teacher(tcfg: dict, device: str, weights_too: bool = True):
+    """A teacher from its config entry (weights resolved): dtype on GPU only, options as
+    configured; ``weights_too=False`` reads its config alone (shapes and provenance)."""
     from jepa_pipe.teachers import LoadOptions, load_teacher
 
     dtype = tcfg.get("dtype", "float32") if device != "cpu" else "float32"
@@ -233,7 +235,8 @@ def init_stores(plan: CachePlan) -> dict:
         frames_meta[v] = store_meta(zarr.open_group(str(path), mode="r"))
         out[plan.view_name("frames", v)] = frames_meta[v]["fingerprint"]
     for name, tcfg in plan.teachers.items():
-        teacher = _load(tcfg, "cpu", weights_too=False)  # shapes and provenance only
+        # shapes and provenance only
+        teacher = load_configured_teacher(tcfg, "cpu", weights_too=False)
         teacher.check_input(t, size)
         base = _teacher_provenance(name, tcfg, teacher, frames_meta[0])
         params = None
@@ -276,7 +279,7 @@ def _fit_projection(plan: CachePlan, name: str, tcfg: dict, table, prov: dict):
         table.num_rows, math.ceil(cfg.get("sample_tokens", 200_000) / length)
     )
     paths = [str(plan.root / p) for p in table.column("path").to_pylist()]
-    teacher = _load(tcfg, plan.device)
+    teacher = load_configured_teacher(tcfg, plan.device)
     scratch = plan.cache_dir / ".pca" / f"{name}.zarr"
     spill = projection.spill(scratch, d, block_rows=max(4096, length * 8))
     batch, clips_used = tcfg.get("batch_size", 8), 0
@@ -361,7 +364,7 @@ def build_part(plan: CachePlan, part: int, parts: int) -> dict:
         torch.set_num_threads(inference_threads(plan))
     views = range(plan.sampling.num_views)
     teachers = {
-        name: _load(cfg, plan.device)
+        name: load_configured_teacher(cfg, plan.device)
         for name, cfg in plan.teachers.items()
         if any(plan.view_name(name, v) in need for _, need in todo for v in views)
     }
@@ -649,7 +652,7 @@ def build_text_store(plan: CachePlan) -> dict:
         text_row += [row] * len(items)
     if not texts:
         raise CacheError(f"{plan.dataset}: the manifest has no text to embed")
-    teacher = _load(tcfg, plan.device)
+    teacher = load_configured_teacher(tcfg, plan.device)
     batch = tcfg.get("batch_size", 64)
     parts = [teacher.encode(texts[i : i + batch]) for i in range(0, len(texts), batch)]
     out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}

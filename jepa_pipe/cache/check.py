@@ -40,8 +40,8 @@ def _block_stats(array, start: int, stop: int, valid: np.ndarray) -> dict:
 
 
 def _combine(parts: list[dict]) -> dict:
-    out = {k: sum(p[k] for p in parts) for k in ("n", "nonfinite", "sum", "sumsq")}
-    out |= {k: sum(p[k] for p in parts) for k in ("norm_sum", "norm_sumsq")}
+    sums = ("n", "nonfinite", "sum", "sumsq", "norm_sum", "norm_sumsq")
+    out = {k: sum(p[k] for p in parts) for k in sums}
     out["norm_min"] = min(p["norm_min"] for p in parts)
     out["norm_max"] = max(p["norm_max"] for p in parts)
     return out
