@@ -5,6 +5,7 @@
 #   snakemake --cores N cache      frames, teacher and text caches
 #   snakemake --cores N train      every experiment's student, from the caches only
 #   snakemake --cores N eval_ucf101 eval_retrieval   benchmarks: student vs teacher vs random
+#   snakemake --cores N eval_charades eval_coco ablations   VL-JEPA predictors, from caches
 #   snakemake --cores N report     results/report.html (plots) and results/summary.md
 
 # The demo config is the default; `--configfile RECIPE` replaces it instead of merging into it.
@@ -18,6 +19,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/cache.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/eval.smk"
+include: "workflow/rules/vl.smk"
 include: "workflow/rules/report.smk"
 
 

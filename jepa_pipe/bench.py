@@ -97,6 +97,7 @@ def bench_cache(cfg: dict, dataset: str, limit: int = 64) -> dict:
         init_stores,
         load_configured_teacher,
         plan_from_config,
+        row_tasks,
     )
     from jepa_pipe.datasets.manifest import read_manifest, write_manifest
     from jepa_pipe.video import DecodePool
@@ -104,18 +105,22 @@ def bench_cache(cfg: dict, dataset: str, limit: int = 64) -> dict:
     plan = plan_from_config(cfg, dataset)
     scratch = Path(tempfile.mkdtemp(prefix="jepa_bench_"))
     try:
-        table = read_manifest(plan.manifest)
+        table = read_manifest(plan.rows)  # a segmented dataset: its segments
         table = table.slice(0, min(limit, table.num_rows))
         write_manifest(
             table.replace_schema_metadata(table.schema.metadata), scratch / "manifest.parquet"
         )
-        plan = replace(plan, manifest=scratch / "manifest.parquet", cache_dir=scratch / "cache")
-        paths = [str(plan.root / p) for p in table.column("path").to_pylist()]
-        n = len(paths)
+        plan = replace(
+            plan, manifest=scratch / "manifest.parquet", segments=None, cache_dir=scratch / "cache"
+        )
+        tasks = row_tasks(plan, table)
+        n = len(tasks)
 
         with DecodePool(plan.sampling, plan.workers, plan.timeout_s) as pool:
             t0 = time.perf_counter()
-            decoded = {k: r for k, r, _ in pool.imap_unordered(enumerate(paths))}
+            decoded = {
+                k: r for k, r, _ in pool.imap_unordered((i, *t) for i, t in enumerate(tasks))
+            }
             decode_rate = n / (time.perf_counter() - t0)
         clips = np.stack([decoded[i]["frames"][0] for i in range(n) if decoded[i] is not None])
 

@@ -107,6 +107,22 @@ def _tiny_teacher(args: argparse.Namespace) -> int:
     return 0
 
 
+def _segment_settings(cfg: dict, dataset: str) -> tuple[float, float]:
+    decode = cfg["datasets"][dataset].get("decode", {})
+    if "segment_seconds" not in decode:
+        raise JepaPipeError(f"datasets.{dataset}.decode has no segment_seconds: not segmented")
+    length = decode["segment_seconds"]
+    return length, decode.get("segment_stride", length)
+
+
+def _segments(args: argparse.Namespace) -> int:
+    from jepa_pipe.cache.segments import build_segments
+
+    plan = _plan(args)
+    _emit(build_segments(plan, *_segment_settings(_config(args), args.dataset)), args.out)
+    return 0
+
+
 def _cache_init(args: argparse.Namespace) -> int:
     from jepa_pipe.cache.build import init_stores
 
@@ -129,7 +145,7 @@ def _cache_finalize(args: argparse.Namespace) -> int:
     plan = _plan(args)
     if args.store not in plan.store_names():
         raise JepaPipeError(f"--store {args.store!r}: expected one of {plan.store_names()}")
-    _emit(finalize_store(plan.store_path(args.store), plan.manifest), None)
+    _emit(finalize_store(plan.store_path(args.store), plan.rows), None)
     return 0
 
 
@@ -147,10 +163,14 @@ def _cache_all(args: argparse.Namespace) -> int:
     from jepa_pipe.cache.build import build_part, build_text_store, finalize_store, init_stores
 
     plan = _plan(args)
+    if plan.segments is not None:
+        from jepa_pipe.cache.segments import build_segments
+
+        build_segments(plan, *_segment_settings(_config(args), args.dataset))
     init_stores(plan)
     for part in range(plan.parts):
         build_part(plan, part, plan.parts)
-    summaries = [finalize_store(plan.store_path(n), plan.manifest) for n in plan.store_names()]
+    summaries = [finalize_store(plan.store_path(n), plan.rows) for n in plan.store_names()]
     if plan.text_teacher:
         summaries.append(build_text_store(plan))
     print(json.dumps([{k: s[k] for k in ("store", "rows", "valid", "invalid")} for s in summaries]))
@@ -158,11 +178,16 @@ def _cache_all(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from jepa_pipe.train.vl import VL_SYSTEMS, train_vl
+
+    cfg = _config(args)
+    exp = cfg.get("experiments", {}).get(args.experiment, {})
+    if exp.get("system") in VL_SYSTEMS:  # a VL-JEPA predictor (caches only, no resume)
+        print(json.dumps(train_vl(cfg, args.experiment, progress=not args.no_progress)))
+        return 0
     from jepa_pipe.train.loop import train
 
-    summary = train(
-        _config(args), args.experiment, until_step=args.until_step, progress=not args.no_progress
-    )
+    summary = train(cfg, args.experiment, until_step=args.until_step, progress=not args.no_progress)
     print(json.dumps(summary))
     return 0
 
@@ -182,6 +207,21 @@ def _eval(args: argparse.Namespace) -> int:
     result = run_benchmark(_config(args), args.experiment, args.benchmark, args.out)
     print(json.dumps({"benchmark": args.benchmark, "experiment": args.experiment,
                       "sources": headline(result)}))  # fmt: skip
+    return 0
+
+
+def _infer(args: argparse.Namespace) -> int:
+    from jepa_pipe.eval.charades import infer
+
+    print(json.dumps(infer(_config(args), args.checkpoint, args.video, args.query, args.top_k)))
+    return 0
+
+
+def _ablations(args: argparse.Namespace) -> int:
+    from jepa_pipe.eval.coco import run_ablations
+
+    report = run_ablations(_config(args), args.experiment, args.out)
+    print(json.dumps({"out": str(args.out), "runs": report["runs"]}))
     return 0
 
 
@@ -310,6 +350,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
+    cache_verb(
+        "segments",
+        "list a segmented dataset's fixed-length segments (probes every video's length)",
+        _segments,
+    )
     cache_verb("cache-init", "create a dataset's frames and teacher stores (once)", _cache_init)
     p = cache_verb("cache-part", "decode and run the teachers for one part's shards", _cache_part)
     p.add_argument("--part", type=int, required=True)
@@ -370,10 +415,35 @@ def build_parser() -> argparse.ArgumentParser:
         "run a benchmark for an experiment: student vs teacher cache vs random init",
         _eval,
         "ucf101: linear probe (top-1/top-5). msrvtt, msvd: alignment head + "
-        "text-video retrieval (R@1/5/10, MdR, MnR). Writes results/EXPERIMENT/BENCHMARK.json.",
+        "text-video retrieval (R@1/5/10, MdR, MnR). charades: moment retrieval with a "
+        "VL-JEPA predictor (R1/R5 at IoU 0.3/0.5/0.7, mIoU). coco: probe, image-text "
+        "retrieval and masked-patch loss with/without captions. "
+        "Writes results/EXPERIMENT/BENCHMARK.json.",
     )
     p.add_argument("benchmark", choices=BENCHMARK_NAMES)
     p.add_argument("--out", type=Path, help="default results/EXPERIMENT/BENCHMARK.json")
+
+    p = sub.add_parser(
+        "infer",
+        help="top moments of a video for a text query (VL-JEPA moment predictor)",
+        description="Caches the video's segment features on first use (decode + video "
+        "teacher); later queries on the same video read that cache and run no video encoder.",
+    )
+    p.add_argument("--config", type=Path, required=True, help="workflow config (YAML)")
+    p.add_argument("--checkpoint", type=Path, required=True, help="runs/EXPERIMENT/predictor.pt")
+    p.add_argument("--video", type=Path, required=True)
+    p.add_argument("--query", required=True)
+    p.add_argument("--top-k", type=int, default=5)
+    p.set_defaults(func=_infer)
+
+    p = experiment_verb(
+        "ablations",
+        "train and evaluate a vljepa_image experiment's ablation grid from its caches",
+        _ablations,
+        "Every combination of the experiment's `ablations:` (mask_ratio, text_conditioning, "
+        "loss) is trained and evaluated from the same caches (one teacher pass).",
+    )
+    p.add_argument("--out", type=Path, required=True, help="FILE.json (a plot goes beside it)")
 
     p = sub.add_parser("summary", help="one table over benchmark result files")
     p.add_argument("results", type=Path, nargs="+", help="results/*/*.json")

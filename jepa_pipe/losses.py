@@ -39,10 +39,20 @@ def token_loss(
     raise ValueError(f"unknown token loss {kind!r}; expected cosine, l1 or mse")
 
 
+def info_nce_scores(logits: torch.Tensor) -> torch.Tensor:
+    """Bidirectional InfoNCE over a score matrix [B, K] (K >= B) whose positives are the
+    diagonal (i, i): the mean of the row cross-entropy (each row i over all K columns) and
+    the column cross-entropy (each of the first B columns over the B rows). Columns past B
+    are extra negatives for the rows only (e.g. hard negative windows)."""
+    b = logits.shape[0]
+    if logits.shape[1] < b:
+        raise ValueError(f"score matrix {tuple(logits.shape)} has fewer columns than rows")
+    labels = torch.arange(b, device=logits.device)
+    return (F.cross_entropy(logits, labels) + F.cross_entropy(logits[:, :b].T, labels)) / 2
+
+
 def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float = 0.07) -> torch.Tensor:
     """Bidirectional InfoNCE between paired rows of a and b [B, D] (row i of a matches row i
     of b): the mean of the a->b and b->a cross-entropies over cosine similarities / T."""
     a, b = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
-    logits = a @ b.T / temperature  # [B, B]
-    labels = torch.arange(len(a), device=a.device)
-    return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+    return info_nce_scores(a @ b.T / temperature)  # [B, B]

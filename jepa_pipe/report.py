@@ -22,14 +22,25 @@ import pyarrow.parquet as pq
 from jepa_pipe.eval.benchmarks import (
     BENCHMARKS,
     TABLE_HEADER,
+    benchmarks_for,
     headline_records,
     result_path,
     table_rows,
 )
 from jepa_pipe.eval.features import SOURCES
 
-COLORS = {"student": "#1f77b4", "teacher": "#7f7f7f", "random": "#d62728"}
-LABELS = {"student": "student", "teacher": "teacher cache", "random": "random-init student"}
+COLORS = {
+    "student": "#1f77b4",
+    "teacher": "#7f7f7f",
+    "random": "#d62728",
+    "random_windows": "#ff7f0e",
+}
+LABELS = {
+    "student": "student",
+    "teacher": "teacher cache",
+    "random": "random-init student",
+    "random_windows": "random windows",
+}
 
 
 def _png(fig) -> str:
@@ -63,8 +74,13 @@ def _grouped_bars(ax, groups: list[str], values: dict[str, list[float]]) -> None
     x = np.arange(len(groups))
     width = 0.8 / len(values)
     for i, (source, vals) in enumerate(values.items()):
-        bars = ax.bar(x + (i - (len(values) - 1) / 2) * width, vals, width,
-                      label=LABELS[source], color=COLORS[source])  # fmt: skip
+        bars = ax.bar(
+            x + (i - (len(values) - 1) / 2) * width,
+            vals,
+            width,
+            label=LABELS[source],
+            color=COLORS[source],
+        )
         ax.bar_label(bars, fmt="%.0f", fontsize=7)
     ax.set_xticks(x, groups, fontsize=8)
     ax.grid(axis="y", alpha=0.3)
@@ -101,6 +117,55 @@ def retrieval_bars(results: dict[tuple[str, str], dict]) -> str | None:
     return _png(fig)
 
 
+def moment_bars(results: dict[str, dict]) -> str | None:
+    """Charades-STA: R@1 at each IoU and mIoU, trained predictor vs random init vs random
+    windows (one panel per experiment)."""
+    if not results:
+        return None
+    exps = sorted(results)
+    fig, axes = plt.subplots(1, len(exps), figsize=(5.5 * len(exps), 3.6), squeeze=False)
+    keys = ["R1@0.3", "R1@0.5", "R1@0.7", "R5@0.5", "mIoU"]
+    for ax, e in zip(axes[0], exps, strict=True):
+        srcs = results[e]["sources"]
+        _grouped_bars(ax, keys, {s: [srcs[s][k] for k in keys] for s in srcs})
+        ax.set(title=f"{e}: Charades-STA moments", ylim=(0, 105), ylabel="%")
+        ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def coco_bars(results: dict[str, dict], ablations: dict[str, dict]) -> str | None:
+    """COCO: text-to-image R@1 and probe top-1 per source; masked-patch loss with matched,
+    shuffled and no captions; the ablation grid's validation loss."""
+    if not results:
+        return None
+    e = sorted(results)[0]
+    r = results[e]
+    panels = 3 if e in ablations else 2
+    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 3.6))
+    srcs = r["sources"]
+    metrics = {"t2i R@1": lambda x: x["t2i"]["R1"], "i2t R@1": lambda x: x["i2t"]["R1"]}
+    if all("top1" in x for x in srcs.values()):
+        metrics["probe top-1"] = lambda x: x["top1"]
+    _grouped_bars(axes[0], list(metrics), {s: [f(srcs[s]) for f in metrics.values()] for s in srcs})
+    axes[0].axhline(r["chance"]["R1"], color="k", ls="--", lw=0.8, label="retrieval chance")
+    axes[0].set(title=f"{e}: COCO from caches", ylim=(0, 105), ylabel="%")
+    axes[0].legend(fontsize=7)
+    loss = r["masked_patch_loss"]
+    axes[1].bar(list(loss), list(loss.values()), color="#1f77b4")
+    axes[1].set(title="val masked-patch loss by caption", ylabel="loss")
+    if e in ablations:
+        runs = ablations[e]["runs"]
+        labels = [
+            f"r={x['mask_ratio']}\n{'text' if x['text_conditioning'] else 'no text'}\n{x['loss']}"
+            for x in runs
+        ]
+        vals = [x["val_masked_loss"].get("matched", x["val_masked_loss"]["none"]) for x in runs]
+        axes[2].bar(range(len(runs)), vals, color="#9467bd")
+        axes[2].set_xticks(range(len(runs)), labels, fontsize=7)
+        axes[2].set(title="ablations: val masked-patch loss", ylabel="loss")
+    return _png(fig)
+
+
 def cache_bars(summaries: list[dict]) -> str | None:
     if not summaries:
         return None
@@ -108,8 +173,13 @@ def cache_bars(summaries: list[dict]) -> str | None:
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 0.3 * len(names) + 1.5), sharey=True)
     y = np.arange(len(names))
     a.barh(y, [s["valid"] for s in summaries], color="#2ca02c", label="valid")
-    a.barh(y, [s["invalid"] for s in summaries], left=[s["valid"] for s in summaries],
-           color="#d62728", label="invalid")  # fmt: skip
+    a.barh(
+        y,
+        [s["invalid"] for s in summaries],
+        left=[s["valid"] for s in summaries],
+        color="#d62728",
+        label="invalid",
+    )
     a.set_yticks(y, names, fontsize=7)
     a.set(xlabel="rows", title="Cache rows")
     a.legend(fontsize=7)
@@ -135,19 +205,27 @@ def write_report(cfg: dict, out: Path, figures: Path | None = None) -> Path:
         for e in experiments
         if (Path(paths["runs"]) / e / "metrics.parquet").is_file()
     }
-    probe, retrieval, records, missing = {}, {}, [], []
+    probe, retrieval, moments, coco, records, missing = {}, {}, {}, {}, [], []
     for e in experiments:
-        for bench in BENCHMARKS:
+        for bench in benchmarks_for(cfg["experiments"][e]["system"]):
+            if BENCHMARKS[bench][0] not in cfg["datasets"]:
+                continue
             path = result_path(paths["results"], e, bench)
             if not path.is_file():
                 missing.append(str(path))
                 continue
             r = json.loads(path.read_text())
-            if bench == "ucf101":
-                probe[e] = r
-            else:
+            group = {"ucf101": probe, "charades": moments, "coco": coco}.get(bench)
+            if group is None:
                 retrieval[(e, bench)] = r
+            else:
+                group[e] = r
             records += headline_records(r)
+    ablations = {
+        e: json.loads(p.read_text())
+        for e in experiments
+        if (p := Path(paths["results"]) / "ablations" / f"{e}.json").is_file()
+    }
     summaries = [
         json.loads(p.read_text()) for p in sorted(Path(paths["cache"]).glob("*/*.summary.json"))
     ]
@@ -171,6 +249,19 @@ def write_report(cfg: dict, out: Path, figures: Path | None = None) -> Path:
             "test split after an alignment head trained on the train split.",
         ),
         (
+            "Charades-STA moment retrieval",
+            moment_bars(moments),
+            "VL-JEPA (video): R@k at IoU thresholds and mIoU on the test split; the trained "
+            "predictor vs the same predictor at random init vs random windows through the same "
+            "temporal NMS.",
+        ),
+        (
+            "COCO image-text",
+            coco_bars(coco, ablations),
+            "VL-JEPA (image): retrieval and probe per feature source; the masked-patch loss "
+            "with the image's own, another image's, or no caption; the ablation grid.",
+        ),
+        (
             "Caches",
             cache_bars(summaries),
             "Rows (valid / invalid) and bytes per store, from each store's verified summary.",
@@ -187,8 +278,11 @@ def write_report(cfg: dict, out: Path, figures: Path | None = None) -> Path:
     body.append("<h2>Results</h2>")
     body.append(_table([TABLE_HEADER, *table_rows(records)]))
     if missing:
-        body.append("<h2>Not run yet</h2><ul>" + "".join(
-            f"<li>{html.escape(m)}</li>" for m in missing) + "</ul>")  # fmt: skip
+        body.append(
+            "<h2>Not run yet</h2><ul>"
+            + "".join(f"<li>{html.escape(m)}</li>" for m in missing)
+            + "</ul>"
+        )
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>jepa_pipe report</title>"
         "<style>body{font-family:sans-serif;max-width:1150px;margin:2em auto}"

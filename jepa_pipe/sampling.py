@@ -60,14 +60,25 @@ class ClipSampling:
         return d
 
 
-def clip_indices(num_frames: int, video_fps: float, s: ClipSampling) -> np.ndarray:
+def clip_indices(
+    num_frames: int,
+    video_fps: float,
+    s: ClipSampling,
+    window: tuple[float, float] | None = None,
+) -> np.ndarray:
     """Frame indices [num_clips, frames_per_clip], a pure function of its arguments.
 
-    Clips are spread evenly over the video (one clip: centred). A clip longer than the
-    video repeats its last frame, as the VideoMAE and V-JEPA loaders do.
+    Clips are spread evenly over the video (one clip: centred), or over ``window`` (start,
+    end in seconds: a trimmed clip or a segment) when given. A clip longer than the video (or
+    window) repeats its last frame, as the VideoMAE and V-JEPA loaders do.
     """
     if num_frames < 1:
         raise DecodeError("video has no frames")
+    if window is not None:
+        rate = max(video_fps, 1e-6)
+        first = min(max(int(np.floor(window[0] * rate + 1e-6)), 0), num_frames - 1)
+        last = max(min(int(np.ceil(window[1] * rate - 1e-6)), num_frames), first + 1)
+        return first + clip_indices(last - first, video_fps, s)
     if s.frame_step is not None:
         step = float(s.frame_step)
     elif s.fps is not None:

@@ -25,7 +25,14 @@ from jepa_pipe.sampling import ClipSampling, DecodeError, clip_indices
 Backend = Literal["auto", "decord", "pyav"]
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
-__all__ = ["ClipSampling", "DecodeError", "DecodePool", "clip_indices", "decode_clip"]
+__all__ = [
+    "ClipSampling",
+    "DecodeError",
+    "DecodePool",
+    "clip_indices",
+    "decode_clip",
+    "probe_video",
+]
 
 
 def resize_short_side(frames: np.ndarray, size: int) -> np.ndarray:
@@ -91,7 +98,12 @@ def scaled_hw(h: int, w: int, size: int) -> tuple[int, int]:
     return max(size, round(h * scale)), max(size, round(w * scale))
 
 
-def _decord_frames(path: str, s: ClipSampling) -> tuple[np.ndarray, np.ndarray, float, int]:
+Window = tuple[float, float] | None  # (start, end) seconds of a trimmed clip or segment
+
+
+def _decord_frames(
+    path: str, s: ClipSampling, window: Window = None
+) -> tuple[np.ndarray, np.ndarray, float, int]:
     import decord
 
     # Full-size decode, then resize here: decord's own width/height scaling was measured
@@ -99,12 +111,14 @@ def _decord_frames(path: str, s: ClipSampling) -> tuple[np.ndarray, np.ndarray, 
     # check failure) and differs from the PyAV path by up to 21 levels.
     vr = decord.VideoReader(path, num_threads=1)
     n, fps = len(vr), float(vr.get_avg_fps())
-    idx = clip_indices(n, fps, s)
+    idx = clip_indices(n, fps, s, window)
     frames = vr.get_batch(idx.reshape(-1).tolist()).asnumpy()
     return frames, idx, fps, n
 
 
-def _pyav_frames(path: str, s: ClipSampling) -> tuple[np.ndarray, np.ndarray, float, int]:
+def _pyav_frames(
+    path: str, s: ClipSampling, window: Window = None
+) -> tuple[np.ndarray, np.ndarray, float, int]:
     with av.open(path) as container:
         stream = container.streams.video[0]
         # the frame count is known only after decoding; keep the decoded (YUV) frames and
@@ -113,14 +127,17 @@ def _pyav_frames(path: str, s: ClipSampling) -> tuple[np.ndarray, np.ndarray, fl
         fps = float(stream.average_rate or stream.guessed_rate or 25)
     if not decoded:
         raise DecodeError("no video frames decoded")
-    idx = clip_indices(len(decoded), fps, s)
+    idx = clip_indices(len(decoded), fps, s, window)
     picked = {i: decoded[i].to_ndarray(format="rgb24") for i in np.unique(idx)}
     return np.stack([picked[i] for i in idx.reshape(-1)]), idx, fps, len(decoded)
 
 
-def decode_clip(path: str, s: ClipSampling, backend: Backend = "auto") -> dict:
-    """Decode the sampled views of one file: frames [V, T, S, S, 3] uint8, indices [V, T],
-    crop boxes [V, 4]; V = num_clips x spatial views (clip-major)."""
+def decode_clip(
+    path: str, s: ClipSampling, backend: Backend = "auto", window: Window = None
+) -> dict:
+    """Decode the sampled views of one file (of its ``window`` in seconds, when given):
+    frames [V, T, S, S, 3] uint8, indices [V, T], crop boxes [V, 4]; V = num_clips x spatial
+    views (clip-major)."""
     if not os.path.isfile(path):
         raise DecodeError(f"file not found: {path}")
     if os.path.getsize(path) == 0:
@@ -132,12 +149,45 @@ def decode_clip(path: str, s: ClipSampling, backend: Backend = "auto") -> dict:
         if backend not in ("auto", name):
             continue
         try:
-            frames, idx, fps, n = fn(path, s)
+            frames, idx, fps, n = fn(path, s, window)
             resized = resize_short_side(frames, s.size)  # [K*T, H', W', 3]
             resized = resized.reshape(*idx.shape, *resized.shape[1:])  # [K, T, H', W', 3]
             return {**_views(resized, idx, s), "fps": fps, "num_frames": n, "backend": name}
         except Exception as e:  # any decoder failure becomes a reason, never a crash
             errors.append(f"{name}: {type(e).__name__}: {str(e).strip()[:200]}")
+    raise DecodeError("; ".join(errors) or f"no backend {backend!r}")
+
+
+def probe_video(path: str, s: ClipSampling | None = None, backend: Backend = "auto") -> dict:
+    """Frame count, rate and duration of a video without decoding its pixels where the
+    container knows them (a DecodePool decoder: ``s`` is unused)."""
+    if not os.path.isfile(path):
+        raise DecodeError(f"file not found: {path}")
+    if os.path.getsize(path) == 0:
+        raise DecodeError("zero-byte file")
+    errors = []
+    if backend in ("auto", "decord"):
+        try:
+            import decord
+
+            vr = decord.VideoReader(path, num_threads=1)
+            n, fps = len(vr), float(vr.get_avg_fps())
+            if n > 0 and fps > 0:
+                return {"num_frames": n, "fps": fps, "duration_s": n / fps}
+            errors.append(f"decord: {n} frames at {fps} fps")
+        except Exception as e:
+            errors.append(f"decord: {type(e).__name__}: {str(e).strip()[:200]}")
+    if backend in ("auto", "pyav"):
+        try:
+            with av.open(path) as container:
+                stream = container.streams.video[0]
+                fps = float(stream.average_rate or stream.guessed_rate or 25)
+                n = stream.frames or sum(1 for _ in container.decode(stream))
+            if n > 0:
+                return {"num_frames": int(n), "fps": fps, "duration_s": n / fps}
+            errors.append("pyav: no video frames")
+        except Exception as e:
+            errors.append(f"pyav: {type(e).__name__}: {str(e).strip()[:200]}")
     raise DecodeError("; ".join(errors) or f"no backend {backend!r}")
 
 
@@ -164,9 +214,10 @@ def _worker(conn: Connection, sampling: ClipSampling, backend: Backend, decoder)
         task = conn.recv()
         if task is None:
             return
-        key, path = task
+        key, path, *window = task  # (key, path) or (key, path, (start_s, end_s))
         try:
-            conn.send((key, decoder(path, sampling, backend), None))
+            result = decoder(path, sampling, backend, *window)
+            conn.send((key, result, None))
         except DecodeError as e:
             conn.send((key, None, str(e)))
         except Exception as e:
@@ -216,7 +267,8 @@ class DecodePool:
         return {"proc": proc, "conn": parent, "tasks": [], "deadline": 0.0}
 
     def imap_unordered(self, tasks: Iterable[tuple[object, str]]) -> Iterator[tuple]:
-        """Yield (key, result | None, error | None) for every (key, path)."""
+        """Yield (key, result | None, error | None) for every (key, path) or
+        (key, path, window)."""
         source = iter(tasks)
         retry: list[tuple[object, str]] = []  # queued behind a task whose worker was killed
         while True:

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from jepa_pipe.losses import info_nce, token_loss
+from jepa_pipe.losses import info_nce, info_nce_scores, token_loss
 
 
 def test_cosine_hand_cases():
@@ -63,3 +63,16 @@ def test_info_nce_matches_a_direct_computation():
     # perfectly aligned, well separated pairs give a loss near zero
     eye = torch.eye(5) * 10
     assert info_nce(eye, eye, temp).item() < 1e-3
+
+
+def test_info_nce_scores_with_extra_negative_columns_matches_a_direct_computation():
+    # rows: each query over all 5 columns (3 positives' windows + 2 hard negatives);
+    # columns: each of the first 3 windows over the 3 queries
+    g = torch.Generator().manual_seed(2)
+    logits = torch.randn(3, 5, generator=g) * 4
+    s = logits.tolist()
+    rows = -sum(s[i][i] - math.log(sum(math.exp(x) for x in s[i])) for i in range(3)) / 3
+    cols = -sum(s[k][k] - math.log(sum(math.exp(s[i][k]) for i in range(3))) for k in range(3)) / 3
+    assert info_nce_scores(logits).item() == pytest.approx((rows + cols) / 2, rel=1e-5)
+    with pytest.raises(ValueError, match="fewer columns than rows"):
+        info_nce_scores(logits.T)

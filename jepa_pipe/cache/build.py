@@ -23,6 +23,7 @@ import zarr
 
 from jepa_pipe import get_logger
 from jepa_pipe.cache import projection
+from jepa_pipe.cache.segments import segments_path
 from jepa_pipe.cache.shards import write_shard
 from jepa_pipe.cache.store import (
     SCHEMA_VERSION,
@@ -63,6 +64,14 @@ class CachePlan:
     timeout_s: float = 60.0
     device: str = "cpu"
     compress_frames: bool = False
+    # segmented datasets (Charades-STA): the row stores hold one row per segment, listed in
+    # this table (manifest columns + video_row); text stores keep the video manifest's rows
+    segments: Path | None = None
+
+    @property
+    def rows(self) -> Path:
+        """The table whose row order the frames and teacher stores share."""
+        return self.segments or self.manifest
 
     def store_path(self, name: str) -> Path:
         return self.cache_dir / f"{name}.zarr"
@@ -102,6 +111,9 @@ def plan_from_config(cfg: dict, dataset: str) -> CachePlan:
         decode.update(frames_per_clip=1, frame_step=1, num_clips=1)
         decode.pop("fps", None), decode.pop("duration", None)
     text = ds.get("text_teacher")
+    segmented = "segment_seconds" in decode
+    for k in ("segment_seconds", "segment_stride"):
+        decode.pop(k, None)
     return CachePlan(
         dataset=dataset,
         root=Path(ds["root"]),
@@ -121,7 +133,19 @@ def plan_from_config(cfg: dict, dataset: str) -> CachePlan:
         timeout_s=opts.get("decode_timeout_s", 60.0),
         device=opts.get("device", "cpu"),
         compress_frames=opts.get("compress_frames", False),
+        segments=segments_path(cfg["paths"]["manifests"], dataset) if segmented else None,
     )
+
+
+def row_tasks(plan: CachePlan, table) -> list[tuple]:
+    """Per row, the decode task's (path, window): a row with start_s/end_s (a trimmed clip or
+    a segment) is sampled inside that window, others over the whole file."""
+    paths = [str(plan.root / p) for p in table.column("path").to_pylist()]
+    starts, ends = table.column("start_s").to_pylist(), table.column("end_s").to_pylist()
+    return [
+        (p,) if a is None or b is None else (p, (a, b))
+        for p, a, b in zip(paths, starts, ends, strict=True)
+    ]
 
 
 def inference_threads(plan: CachePlan) -> int:
@@ -204,10 +228,10 @@ def init_stores(plan: CachePlan) -> dict:
     import av
     import decord
 
-    table = read_manifest(plan.manifest)
+    table = read_manifest(plan.rows)
     n, s = table.num_rows, plan.sampling
     t, size = s.frames_per_clip, s.size
-    manifest_sha256 = file_sha256(plan.manifest)
+    manifest_sha256 = file_sha256(plan.rows)
     out, frames_meta = {}, {}
     for v in range(s.num_views):
         prov = {
@@ -278,13 +302,13 @@ def _fit_projection(plan: CachePlan, name: str, tcfg: dict, table, prov: dict):
     rows = projection.sample_rows(
         table.num_rows, math.ceil(cfg.get("sample_tokens", 200_000) / length)
     )
-    paths = [str(plan.root / p) for p in table.column("path").to_pylist()]
+    tasks = row_tasks(plan, table)
     teacher = load_configured_teacher(tcfg, plan.device)
     scratch = plan.cache_dir / ".pca" / f"{name}.zarr"
     spill = projection.spill(scratch, d, block_rows=max(4096, length * 8))
     batch, clips_used = tcfg.get("batch_size", 8), 0
     with DecodePool(plan.sampling, plan.workers, plan.timeout_s) as pool:
-        done = {k: r for k, r, _ in pool.imap_unordered((int(r), paths[r]) for r in rows)}
+        done = {k: r for k, r, _ in pool.imap_unordered((int(r), *tasks[r]) for r in rows)}
     clips = [done[int(r)]["frames"][0] for r in rows if done[int(r)] is not None]
     for i in range(0, len(clips), batch):
         tokens, _ = teacher.encode(np.stack(clips[i : i + batch]))  # [B, L, D]
@@ -317,7 +341,7 @@ def _fit_projection(plan: CachePlan, name: str, tcfg: dict, table, prov: dict):
 
 
 def _decode_stream(
-    plan: CachePlan, paths: list[str], shards: list[int], rows: int, out: queue.Queue
+    plan: CachePlan, tasks: list[tuple], shards: list[int], rows: int, out: queue.Queue
 ) -> None:
     """Background thread: decode shard after shard in worker processes and hand complete
     shards to the main thread, so decoding overlaps with teacher inference."""
@@ -328,7 +352,7 @@ def _decode_stream(
             for shard in shards:
                 rng = shard_rows(shard, rows, plan.shard_size)
                 results = {}
-                for key, result, error in pool.imap_unordered((r, paths[r]) for r in rng):
+                for key, result, error in pool.imap_unordered((r, *tasks[r]) for r in rng):
                     results[key] = (result, error)
                 out.put((shard, results))
         out.put(None)
@@ -338,10 +362,10 @@ def _decode_stream(
 
 def build_part(plan: CachePlan, part: int, parts: int) -> dict:
     """Build every unfinished shard that part `part` of `parts` owns, for every store."""
-    table = read_manifest(plan.manifest)
+    table = read_manifest(plan.rows)
     rows = table.num_rows
     clip_ids = table.column("clip_id").to_pylist()
-    paths = [str(plan.root / p) for p in table.column("path").to_pylist()]
+    tasks = row_tasks(plan, table)
     names = plan.store_names()
     groups = {name: zarr.open_group(str(plan.store_path(name)), mode="r+") for name in names}
     owned = shards_of_part(part, parts, rows, plan.shard_size)
@@ -373,7 +397,7 @@ def build_part(plan: CachePlan, part: int, parts: int) -> dict:
     decoded: queue.Queue = queue.Queue(maxsize=2)
     if decode_shards:
         threading.Thread(
-            target=_decode_stream, daemon=True, args=(plan, paths, decode_shards, rows, decoded)
+            target=_decode_stream, daemon=True, args=(plan, tasks, decode_shards, rows, decoded)
         ).start()
     timing = Counter()
     writer = ShardWriter()

@@ -21,6 +21,7 @@ from jepa_pipe import get_logger
 from jepa_pipe.cache.store import file_sha256, open_store, store_meta, store_path, write_json_atomic
 from jepa_pipe.datasets.manifest import manifest_path, read_manifest
 from jepa_pipe.eval.features import SOURCES, EvalError, load_features
+from jepa_pipe.eval.metrics import MOMENT_KEYS
 from jepa_pipe.eval.probe import DEFAULT_CS, linear_probe
 from jepa_pipe.eval.retrieval import HeadConfig, retrieval
 
@@ -150,6 +151,14 @@ def msvd(cfg: dict, experiment: str) -> dict:
     return _retrieval(cfg, experiment, "msvd")
 
 
+VL_BENCHMARKS = {"vljepa_video": ("charades",), "vljepa_image": ("coco",)}
+
+
+def benchmarks_for(system: str) -> tuple[str, ...]:
+    """The benchmarks an experiment of `system` is evaluated on (before dataset checks)."""
+    return VL_BENCHMARKS.get(system, ("ucf101", "msrvtt", "msvd"))
+
+
 def run_benchmark(cfg: dict, experiment: str, benchmark: str, out: Path | None = None) -> dict:
     if benchmark not in BENCHMARKS:
         raise EvalError(f"unknown benchmark {benchmark!r}; expected one of {sorted(BENCHMARKS)}")
@@ -169,12 +178,15 @@ def headline(result: dict) -> dict[str, dict[str, float]]:
     """The numbers a table shows, per source: top-1/top-5, or t2v/v2t R@1/5/10 and MdR."""
     rows = {}
     for source, r in result["sources"].items():
-        if "top1" in r:
-            rows[source] = {"top1": r["top1"], "top5": r["top5"]}
-        else:
-            rows[source] = {
-                f"{d}_{k}": r[d][k] for d in ("t2v", "v2t") for k in ("R1", "R5", "R10", "MdR")
-            }
+        row = {k: r[k] for k in ("top1", "top5") if k in r}
+        row |= {k: r[k] for k in MOMENT_KEYS if k in r}
+        row |= {
+            f"{d}_{k}": r[d][k]
+            for d in ("t2v", "v2t", "t2i", "i2t")
+            if d in r
+            for k in ("R1", "R5", "R10", "MdR")
+        }
+        rows[source] = row
     return rows
 
 
@@ -202,6 +214,8 @@ SUMMARY_SCHEMA = pa.schema(
         ("value", pa.float64()),
     ]
 )
+# the metrics a table shows: probe top-1, text-to-video / -image R@1, moments R@1 at IoU 0.5
+HEADLINE_METRICS = ("top1", "t2v_R1", "t2i_R1", "R1@0.5")
 TABLE_HEADER = ["experiment", "benchmark", "metric", "student", "teacher", "random init"]
 
 
@@ -223,7 +237,7 @@ def table_rows(records: list[dict]) -> list[list[str]]:
     value = {
         (r["experiment"], r["benchmark"], r["source"], r["metric"]): r["value"] for r in records
     }
-    shown = sorted({(e, b, m) for e, b, _, m in value if m in ("top1", "t2v_R1")})
+    shown = sorted({(e, b, m) for e, b, _, m in value if m in HEADLINE_METRICS})
     rows = []
     for exp, bench, metric in shown:
         cells = [value.get((exp, bench, s, metric)) for s in SOURCES]
@@ -235,3 +249,7 @@ def markdown_table(records: list[dict]) -> str:
     lines = ["| " + " | ".join(TABLE_HEADER) + " |", "|---" * len(TABLE_HEADER) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(records)]
     return "\n".join(lines) + "\n"
+
+
+# the VL-JEPA benchmarks register themselves (imported last: they use register_benchmark)
+from jepa_pipe.eval import charades, coco  # noqa: E402, F401

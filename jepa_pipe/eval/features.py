@@ -60,8 +60,12 @@ def load_students(
     read and hashed once."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     exp = state["experiment"]
-    made = {"checkpoint": str(path), "checkpoint_sha256": file_sha256(path),
-            "step": state["step"], "caches": state["caches"]}  # fmt: skip
+    made = {
+        "checkpoint": str(path),
+        "checkpoint_sha256": file_sha256(path),
+        "step": state["step"],
+        "caches": state["caches"],
+    }
     out = {}
     for source in sources:
         torch.manual_seed(exp["seed"])  # the random init is the same whatever came before
@@ -149,17 +153,29 @@ def extract(
         frames_info.append(where)
     written = []
     for source, (_, info) in students.items():
-        meta = {"experiment": experiment, "dataset": dataset, "source": source, **info,
-                "frames": frames_info}  # fmt: skip
+        meta = {
+            "experiment": experiment,
+            "dataset": dataset,
+            "source": source,
+            **info,
+            "frames": frames_info,
+        }
         out = features_path(cfg["paths"]["runs"], experiment, dataset, source)
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.stem}.tmp-{os.getpid()}.npz")
-        np.savez(tmp, pooled=np.stack(views[source]), valid=valid_all,
-                 meta=json.dumps(meta, default=str))  # fmt: skip
+        np.savez(
+            tmp, pooled=np.stack(views[source]), valid=valid_all, meta=json.dumps(meta, default=str)
+        )
         os.replace(tmp, out)
         written.append(out)
-    log.info("%s: %s features of %s, %d rows x %d views", experiment, "+".join(students),
-             dataset, len(valid_all), len(frames_info))  # fmt: skip
+    log.info(
+        "%s: %s features of %s, %d rows x %d views",
+        experiment,
+        "+".join(students),
+        dataset,
+        len(valid_all),
+        len(frames_info),
+    )
     return written
 
 

@@ -87,6 +87,7 @@ def topk_accuracy(
 
 Moment = tuple[float, float]
 MOMENT_IOUS = (0.3, 0.5, 0.7)
+MOMENT_KEYS = (*(f"R{k}@{t}" for k in (1, 5) for t in MOMENT_IOUS), "mIoU")
 
 
 def temporal_iou(a: Moment, b: Moment) -> float:

@@ -38,8 +38,9 @@ class HeadConfig:
 class AlignmentHead(nn.Module):
     """Maps video features [N, Dv] and text embeddings [M, Dt] into one unit-norm space."""
 
-    def __init__(self, video_mean: torch.Tensor, video_std: torch.Tensor, text_dim: int,
-                 cfg: HeadConfig):  # fmt: skip
+    def __init__(
+        self, video_mean: torch.Tensor, video_std: torch.Tensor, text_dim: int, cfg: HeadConfig
+    ):
         super().__init__()
         video_dim = len(video_mean)
         # video features come from many sources (random students included) at any scale:
@@ -90,8 +91,9 @@ def train_head(
         pick = torch.randperm(len(videos), generator=g)[:batch]  # distinct videos
         which = (torch.rand(batch, generator=g) * counts[pick]).long()  # one caption each
         caption = flat[offset[pick] + which]
-        loss = info_nce(head.encode_video(v[videos[pick]]), head.encode_text(t[caption]),
-                        cfg.temperature)  # fmt: skip
+        loss = info_nce(
+            head.encode_video(v[videos[pick]]), head.encode_text(t[caption]), cfg.temperature
+        )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

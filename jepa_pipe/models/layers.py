@@ -64,10 +64,12 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, N, D]
+    def forward(self, x: torch.Tensor, key_valid: torch.Tensor | None = None) -> torch.Tensor:
+        """x [B, N, D]; key_valid bool [B, N] (False = padding no query attends to)."""
         b, n, d = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v)  # [B, heads, N, D/heads]
+        mask = None if key_valid is None else key_valid[:, None, None, :]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # [B, heads, N, D/h]
         return self.proj(out.transpose(1, 2).reshape(b, n, d))
 
 
@@ -97,11 +99,11 @@ class Block(nn.Module):
         b, t, s, d = x.shape
         return attn(x.reshape(b * t, s, d)).view(b, t, s, d)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, key_valid: torch.Tensor | None = None) -> torch.Tensor:
         if x.dim() == 3:  # [B, N, D]: a plain sequence (predictors, dropped-token joint blocks)
             if self.axis != "joint":
                 raise ValueError(f"a {self.axis} block needs a [B, T', S, D] token layout")
-            x = x + self.attn(self.norm1(x))
+            x = x + self.attn(self.norm1(x), key_valid)
         elif self.axis == "joint":
             b, t, s, d = x.shape
             x = x + self.attn(self.norm1(x).reshape(b, t * s, d)).view(b, t, s, d)

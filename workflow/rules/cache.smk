@@ -36,6 +36,7 @@ rule tiny_teacher:
 rule cache_init:
     input:
         manifest=manifest_path("{dataset}"),
+        segments=lambda wc: segment_tables(wc.dataset),
         teachers=lambda wc: tiny_teacher_dirs(video_teachers(wc.dataset)),
     output:
         f"{CACHE}/{{dataset}}/.init.json",

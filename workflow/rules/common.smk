@@ -16,9 +16,10 @@ from jepa_pipe.cache.build import (
 )
 from jepa_pipe.config import ConfigError, validate_config
 from jepa_pipe.datasets.manifest import manifest_path as dataset_manifest
-from jepa_pipe.eval.benchmarks import BENCHMARKS
+from jepa_pipe.eval.benchmarks import BENCHMARKS, benchmarks_for
 from jepa_pipe.eval.features import reference_teacher
 from jepa_pipe.train.recipe import VIDEO_SYSTEMS, resolve_experiment
+from jepa_pipe.train.vl import VL_SYSTEMS
 
 try:
     _validated = validate_config(config)
@@ -133,9 +134,52 @@ RUNS = PATHS["runs"]
 
 
 def trained_experiments():
-    """Experiments the `train` stage trains (the video JEPAs; VL-JEPA predictors are not
-    built yet)."""
+    """The video JEPA experiments (a student each; evaluated on ucf101 / msrvtt / msvd)."""
     return [e for e, x in EXPERIMENTS.items() if x["system"] in VIDEO_SYSTEMS]
+
+
+def vl_experiments(system=None):
+    """The VL-JEPA experiments (a predictor each), optionally of one system."""
+    return [
+        e
+        for e, x in EXPERIMENTS.items()
+        if x["system"] in VL_SYSTEMS and system in (None, x["system"])
+    ]
+
+
+def predictor_path(experiment):
+    return f"{RUNS}/{experiment}/predictor.pt"
+
+
+def all_predictors():
+    return [predictor_path(e) for e in vl_experiments()]
+
+
+def segment_tables(dataset):
+    """A segmented dataset's segment table (its row stores are built over it), else []."""
+    plan = plan_from_config(config, dataset)
+    return [str(plan.segments)] if plan.segments else []
+
+
+def vl_caches(wildcards):
+    """The finalized teacher and text stores a VL-JEPA experiment reads."""
+    x = EXPERIMENTS[wildcards.vl_experiment]
+    d = x["dataset"]
+    text = x.get("text_teacher") or text_teacher(d)
+    return [f"{CACHE}/{d}/{x['teacher']}.summary.json", f"{CACHE}/{d}/{text}.summary.json"]
+
+
+def vl_results(benchmark):
+    """results/{experiment}/{benchmark}.json of every VL experiment the benchmark is for."""
+    return [
+        f"{RESULTS}/{e}/{benchmark}.json"
+        for e in vl_experiments()
+        if benchmark in benchmarks_for(EXPERIMENTS[e]["system"])
+    ]
+
+
+def ablation_results():
+    return [f"{RESULTS}/ablations/{e}.json" for e in vl_experiments("vljepa_image")]
 
 
 def train_device(experiment):
@@ -168,9 +212,16 @@ def benchmark_results(*benchmarks):
     wanted = []
     for b in benchmarks:
         dataset = BENCHMARKS[b][0]
+        if b not in benchmarks_for("video"):
+            continue
         if dataset in DATASETS and (b == "ucf101" or text_teacher(dataset)):
             wanted.append(b)
     return [f"{RESULTS}/{e}/{b}.json" for e in trained_experiments() for b in wanted]
+
+
+def all_results():
+    """Every benchmark result the config asks for: video students and VL predictors."""
+    return benchmark_results(*BENCHMARKS) + vl_results("charades") + vl_results("coco")
 
 
 def view_summaries(dataset, store):
@@ -201,5 +252,8 @@ def all_targets():
         all_manifests()
         + all_cache_summaries()
         + all_students()
-        + (benchmark_results(*BENCHMARKS) + [f"{RESULTS}/report.html"] if all_students() else [])
+        + all_predictors()
+        + all_results()
+        + ablation_results()
+        + ([f"{RESULTS}/report.html"] if all_students() or all_predictors() else [])
     )

@@ -4,7 +4,7 @@
 
 rule eval_summary:
     input:
-        benchmark_results(*BENCHMARKS),
+        all_results(),
     output:
         markdown=f"{RESULTS}/summary.md",
         table=f"{RESULTS}/summary.parquet",
@@ -23,7 +23,8 @@ rule report:
     input:
         rules.eval_summary.output,
         all_cache_summaries(),
-        [f"{RUNS}/{e}/metrics.parquet" for e in trained_experiments()],
+        [f"{RUNS}/{e}/metrics.parquet" for e in trained_experiments() + vl_experiments()],
+        ablation_results(),
     output:
         report(f"{RESULTS}/report.html", caption="../report/report.rst", category="Report"),
     params:

@@ -10,6 +10,7 @@ wildcard_constraints:
 rule train:
     input:
         all_students(),
+        all_predictors(),
 
 
 rule train_experiment:

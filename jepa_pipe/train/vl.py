@@ -1,0 +1,505 @@
+"""VL-JEPA predictors trained from caches only: no encoder (video, image or text) is built.
+
+- ``vljepa_video`` (Charades-STA): per training query, its ground-truth window's cached
+  segment features and the query's cached MiniLM embedding. Every query is scored against
+  every window of the batch (the ground-truth windows and one random same-video window per
+  query that overlaps its moment little), ``score = cos(predictor(window, query),
+  target_text) / T``, and the loss is bidirectional InfoNCE over that score matrix.
+  The target text is the query sentence itself, so a predictor that copied its query input
+  would score every window alike: the loss is low only when the window decides the score.
+- ``vljepa_image`` (COCO): random patch masking of the cached ViT tokens; the predictor sees
+  the visible patches, the caption's cached BERT tokens (when ``text_conditioning``) and mask
+  tokens, and predicts the masked patches' cached latents (cosine / L1 / MSE).
+
+Outputs: runs/{experiment}/predictor.pt, metrics.parquet, summary.json, config.yaml.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+import torch.nn.functional as F
+import yaml
+
+from jepa_pipe import JepaPipeError, get_logger
+from jepa_pipe.cache.store import file_sha256, open_store, store_meta, store_path
+from jepa_pipe.losses import info_nce_scores, token_loss
+
+log = get_logger("train.vl")
+
+VL_SYSTEMS = ("vljepa_video", "vljepa_image")
+
+VL_DEFAULTS = {
+    "vljepa_video": {
+        "predictor": {"kind": "transformer", "dim": 384, "depth": 4, "heads": 6},
+        "loss": "infonce",
+        "temperature": 0.07,
+        "batch_size": 64,
+        # windows of these lengths (s) at this stride are the candidates at search time, and
+        # the pool training negatives come from: `negatives` per query, each overlapping the
+        # query's moment at IoU < negative_iou (partial windows too, so that the predictor
+        # learns a moment's extent, not only its content)
+        "windows": {
+            "lengths_s": [2.0, 4.0, 8.0, 16.0],
+            "stride_s": 1.0,
+            "negatives": 3,
+            "negative_iou": 0.5,
+        },
+    },
+    "vljepa_image": {
+        "predictor": {
+            "kind": "transformer",
+            "dim": 384,
+            "depth": 6,
+            "heads": 6,
+            "text_conditioning": True,
+        },
+        "masking": {"kind": "random", "ratio": 0.5},
+        "loss": "cosine",
+        "batch_size": 256,
+    },
+}
+COMMON = {
+    "optim": {"lr": 1e-4, "weight_decay": 0.01, "warmup_steps": 0, "grad_clip": 1.0},
+    "epochs": 1,
+    "seed": 0,
+    "splits": ["train"],
+    "device": "auto",
+}
+
+
+class VLError(JepaPipeError):
+    """A VL-JEPA experiment whose caches or settings do not fit."""
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def resolve_vl_experiment(cfg: dict, name: str) -> dict:
+    exp = cfg.get("experiments", {}).get(name)
+    if exp is None:
+        raise VLError(f"experiment {name!r} is not in the config")
+    system = exp["system"]
+    if system not in VL_SYSTEMS:
+        raise VLError(f"experiment {name!r}: system {system!r} is not a VL-JEPA system")
+    out = _merge(_merge(COMMON, VL_DEFAULTS[system]), exp)
+    ds = cfg["datasets"].get(exp["dataset"])
+    if ds is None:
+        raise VLError(f"experiment {name!r}: dataset {exp['dataset']!r} is not in datasets")
+    if exp["teacher"] not in ds.get("teachers", []):
+        raise VLError(
+            f"experiment {name!r}: teacher {exp['teacher']!r} has no cache for "
+            f"dataset {exp['dataset']!r}"
+        )
+    text = out.setdefault("text_teacher", ds.get("text_teacher"))
+    if text is None or text != ds.get("text_teacher"):
+        raise VLError(
+            f"experiment {name!r}: text teacher {text!r} is not dataset {exp['dataset']!r}'s "
+            f"text_teacher ({ds.get('text_teacher')!r})"
+        )
+    if system == "vljepa_video" and "segment_seconds" not in ds.get("decode", {}):
+        raise VLError(
+            f"experiment {name!r}: dataset {exp['dataset']!r} is not segmented "
+            "(set decode.segment_seconds and segment_stride)"
+        )
+    out["name"] = name
+    return out
+
+
+def pick_device(want: str) -> torch.device:
+    if want == "auto":
+        want = "cuda" if torch.cuda.is_available() else "cpu"
+    if want == "cuda" and not torch.cuda.is_available():
+        raise VLError("device: cuda was asked for but torch sees no GPU")
+    return torch.device(want)
+
+
+# ----------------------------------------------------------------------------- video data
+@dataclass
+class MomentData:
+    """Everything moment retrieval reads, from the caches (small: one vector per segment)."""
+
+    segments: np.ndarray  # float32 [S_total, Dv] pooled teacher features per segment
+    segment_valid: np.ndarray  # bool [S_total]
+    video_segments: dict[int, np.ndarray]  # video row -> its segment rows in time order
+    segment_start: np.ndarray  # float [S_total] seconds
+    segment_len: float
+    durations: dict[int, float]  # video row -> seconds (end of its last segment)
+    text: np.ndarray  # float32 [M, Dt] query embeddings
+    queries: list[dict]  # per text: video_row, split, start, end, text index, sentence
+    provenance: dict
+
+    def window_rows(self, video_row: int, window: tuple[float, float]) -> np.ndarray:
+        from jepa_pipe.cache.segments import covering
+
+        rows = self.video_segments[video_row]
+        return rows[covering(self.segment_start[rows], self.segment_len, window)]
+
+    def batch_windows(self, items: list[tuple[int, tuple[float, float]]]):
+        """[(video_row, window)] -> segments [K, S, Dv], valid [K, S] (left-aligned)."""
+        rows = [self.window_rows(v, w) for v, w in items]
+        s = max(len(r) for r in rows)
+        feats = np.zeros((len(rows), s, self.segments.shape[1]), np.float32)
+        valid = np.zeros((len(rows), s), bool)
+        for i, r in enumerate(rows):
+            feats[i, : len(r)] = self.segments[r]
+            valid[i, : len(r)] = self.segment_valid[r]
+            if not valid[i].any():  # every segment failed: attend to a zero vector, not NaN
+                valid[i, 0] = True
+        return torch.from_numpy(feats), torch.from_numpy(valid)
+
+
+def load_moment_data(cfg: dict, exp: dict) -> MomentData:
+    from jepa_pipe.cache.segments import read_segments, segments_path, video_segments
+    from jepa_pipe.datasets.manifest import manifest_path, read_manifest
+
+    dataset, cache = exp["dataset"], cfg["paths"]["cache"]
+    seg_path = segments_path(cfg["paths"]["manifests"], dataset)
+    segs = read_segments(seg_path)
+    # the teacher store must have been built over exactly this segment table
+    teacher = open_store(
+        store_path(cache, dataset, exp["teacher"]),
+        expect={"manifest_sha256": file_sha256(seg_path)},
+    )
+    video_manifest = manifest_path(cfg["paths"]["manifests"], dataset)
+    text_store = open_store(
+        store_path(cache, dataset, exp["text_teacher"]),
+        expect={"manifest_sha256": file_sha256(video_manifest)},
+    )
+    videos = read_manifest(video_manifest)
+    starts = segs.column("start_s").to_numpy()
+    ends = segs.column("end_s").to_numpy()
+    per_video = video_segments(segs)
+    text_row = text_store["text_row"][:]
+    splits = videos.column("split").to_pylist()
+    queries, seen = [], {}
+    texts = videos.column("text").to_pylist()
+    t_start, t_end = (
+        videos.column("text_start_s").to_pylist(),
+        videos.column("text_end_s").to_pylist(),
+    )
+    for m, row in enumerate(text_row.tolist()):
+        j = seen[row] = seen.get(row, -1) + 1  # texts are stored in row order, then file order
+        if t_start[row] is None:
+            raise VLError(f"{dataset}: manifest row {row} has texts without moments")
+        queries.append(
+            {
+                "video_row": row,
+                "split": splits[row],
+                "start": t_start[row][j],
+                "end": t_end[row][j],
+                "text": m,
+                "sentence": texts[row][j],
+            }
+        )
+    return MomentData(
+        segments=teacher["pooled"][:].astype(np.float32),
+        segment_valid=teacher["valid"][:],
+        video_segments=per_video,
+        segment_start=starts,
+        segment_len=float(ends[0] - starts[0]),
+        durations={v: float(ends[r].max()) for v, r in per_video.items()},
+        text=text_store["text"][:].astype(np.float32),
+        queries=queries,
+        provenance={
+            "segments": str(seg_path),
+            "teacher_fingerprint": store_meta(teacher)["fingerprint"],
+            "text_fingerprint": store_meta(text_store)["fingerprint"],
+        },
+    )
+
+
+def negative_windows(
+    data: MomentData, q: dict, w: dict, rng: np.random.Generator
+) -> list[tuple[float, float]]:
+    """`w["negatives"]` random candidate windows of the query's video whose IoU with its
+    moment is below `w["negative_iou"]` (the least-overlapping ones when too few are)."""
+    from jepa_pipe.eval.metrics import temporal_iou
+    from jepa_pipe.eval.moments import candidate_windows
+
+    windows = candidate_windows(data.durations[q["video_row"]], w["lengths_s"], w["stride_s"])
+    ious = np.array([temporal_iou(tuple(x), (q["start"], q["end"])) for x in windows])
+    pool = np.flatnonzero(ious < w["negative_iou"])
+    k = w["negatives"]
+    if len(pool) >= k:
+        picks = rng.choice(pool, size=k, replace=False)
+    else:
+        picks = np.argsort(ious, kind="stable")[:k]
+    return [(float(windows[i][0]), float(windows[i][1])) for i in picks]
+
+
+def moment_scores(
+    predictor,
+    windows: torch.Tensor,
+    valid: torch.Tensor,
+    query: torch.Tensor,
+    target: torch.Tensor,
+) -> torch.Tensor:
+    """cos(predictor(window k, query i), target i) for every (i, k): [Q, K]."""
+    q, k = len(query), len(windows)
+    pred = predictor(
+        windows.repeat(q, 1, 1), valid.repeat(q, 1), query.repeat_interleave(k, dim=0)
+    )  # [Q*K, Dt]; row i*K + k is (query i, window k)
+    target = target.repeat_interleave(k, dim=0)
+    return F.cosine_similarity(pred, target, dim=-1).view(q, k)
+
+
+# ----------------------------------------------------------------------------- image data
+@dataclass
+class PatchData:
+    tokens: np.ndarray  # float32 [N, L, Dp] patch tokens
+    valid: np.ndarray  # bool [N]
+    grid: tuple[int, int]
+    text_tokens: np.ndarray  # float32 [M, Lt, Dt]
+    text_valid: np.ndarray  # bool [M, Lt]
+    text_pooled: np.ndarray  # float32 [M, Dt] sentence vectors
+    text_row: np.ndarray  # int [M]
+    splits: np.ndarray  # str [N]
+    labels: np.ndarray  # int [N] (-1: none)
+    pooled: np.ndarray  # float32 [N, Dp]
+    provenance: dict
+
+    def captions(self, rows: np.ndarray) -> list[np.ndarray]:
+        order = np.argsort(self.text_row, kind="stable")
+        first = np.searchsorted(self.text_row[order], rows, "left")
+        last = np.searchsorted(self.text_row[order], rows, "right")
+        return [order[a:b] for a, b in zip(first, last, strict=True)]
+
+
+def load_patch_data(cfg: dict, exp: dict) -> PatchData:
+    from jepa_pipe.datasets.manifest import manifest_path, read_manifest
+
+    dataset, cache = exp["dataset"], cfg["paths"]["cache"]
+    manifest = manifest_path(cfg["paths"]["manifests"], dataset)
+    sha = {"manifest_sha256": file_sha256(manifest)}
+    teacher = open_store(store_path(cache, dataset, exp["teacher"]), expect=sha)
+    text = open_store(store_path(cache, dataset, exp["text_teacher"]), expect=sha)
+    if "tokens" not in text:
+        raise VLError(
+            f"{exp['text_teacher']}: a sentence-level text store; the image "
+            "predictor needs token-level text (BERT)"
+        )
+    grid = store_meta(teacher)["token_grid"]
+    if grid[0] != 1:
+        raise VLError(f"{exp['teacher']}: token grid {grid} is not an image grid (1, H', W')")
+    table = read_manifest(manifest)
+    tt, tv = text["tokens"][:].astype(np.float32), text["token_valid"][:]
+    return PatchData(
+        tokens=teacher["tokens"][:].astype(np.float32),
+        valid=teacher["valid"][:],
+        grid=(int(grid[1]), int(grid[2])),
+        text_tokens=tt,
+        text_valid=tv,
+        text_pooled=text["text"][:].astype(np.float32),
+        text_row=text["text_row"][:],
+        splits=np.asarray(table.column("split").to_pylist()),
+        labels=np.asarray(table.column("label_id").to_pylist()),
+        pooled=teacher["pooled"][:].astype(np.float32),
+        provenance={
+            "teacher_fingerprint": store_meta(teacher)["fingerprint"],
+            "text_fingerprint": store_meta(text)["fingerprint"],
+        },
+    )
+
+
+def split_rows(splits: np.ndarray, valid: np.ndarray, wanted: list[str], what: str) -> np.ndarray:
+    rows = np.flatnonzero(np.isin(splits, wanted) & valid)
+    if len(rows) == 0:
+        raise VLError(f"{what}: no valid rows in splits {wanted} (have {sorted(set(splits))})")
+    return rows
+
+
+def patch_batch(
+    data: PatchData,
+    rows: np.ndarray,
+    ratio: float,
+    rng: np.random.Generator,
+    caption: np.ndarray | None = None,
+):
+    """Tensors of one masked batch: patches, context/target indices, one caption per image
+    (random unless given), and the caption's text tokens."""
+    from jepa_pipe import masking
+
+    b, grid = len(rows), (1, *data.grid)
+    masks = masking.random(grid, b, ratio, rng)
+    context = torch.from_numpy(np.stack([np.flatnonzero(m) for m in masks.context.reshape(b, -1)]))
+    target = torch.from_numpy(np.stack([np.flatnonzero(m) for m in masks.target.reshape(b, -1)]))
+    if caption is None:
+        caption = np.array([rng.choice(c) for c in data.captions(rows)])
+    return (
+        torch.from_numpy(data.tokens[rows]),
+        context,
+        target,
+        torch.from_numpy(data.text_tokens[caption]),
+        torch.from_numpy(data.text_valid[caption]),
+    )
+
+
+def masked_patch_loss(predictor, batch, loss: str) -> torch.Tensor:
+    patches, context, target, text, text_valid = batch
+    pred = predictor(patches, context, target, text, text_valid)  # [B, Nt, Dp]
+    goal = torch.gather(patches, 1, target[..., None].expand(-1, -1, patches.shape[2]))
+    return token_loss(pred, goal, loss)
+
+
+# ----------------------------------------------------------------------------- training
+def build_predictor(exp: dict, dims: dict):
+    from jepa_pipe.models.vl import PatchPredictor, build_moment_predictor
+
+    p = exp["predictor"]
+    if exp["system"] == "vljepa_video":
+        return build_moment_predictor(dims["video"], dims["text"], p)
+    return PatchPredictor(
+        dims["patch"],
+        dims["text"],
+        tuple(dims["grid"]),
+        p.get("dim", 384),
+        p.get("depth", 6),
+        p.get("heads", 6),
+        p.get("text_conditioning", True),
+    )
+
+
+METRICS = pa.schema(
+    [
+        ("step", pa.int64()),
+        ("epoch", pa.int64()),
+        ("loss", pa.float64()),
+        ("lr", pa.float64()),
+        ("samples_per_s", pa.float64()),
+    ]
+)
+
+
+def train_vl(cfg: dict, name: str, progress: bool = False, runs: Path | None = None) -> dict:
+    """Train a VL-JEPA predictor from the caches; writes runs/{name}/predictor.pt."""
+    from jepa_pipe.train.loop import _param_groups, _save, check_finite, lr_at
+
+    exp = resolve_vl_experiment(cfg, name)
+    run_dir = Path(runs or cfg["paths"]["runs"]) / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(exp["seed"])
+    rng = np.random.default_rng(exp["seed"])
+    device = pick_device(exp["device"])
+    if exp["system"] == "vljepa_video":
+        data = load_moment_data(cfg, exp)
+        items = [
+            q
+            for q in data.queries
+            if q["split"] in exp["splits"]
+            and data.segment_valid[data.video_segments[q["video_row"]]].any()
+        ]
+        dims = {"video": data.segments.shape[1], "text": data.text.shape[1]}
+    else:
+        data = load_patch_data(cfg, exp)
+        items = split_rows(data.splits, data.valid, exp["splits"], name).tolist()
+        dims = {
+            "patch": data.tokens.shape[2],
+            "text": data.text_tokens.shape[2],
+            "grid": list(data.grid),
+        }
+    if len(items) < 2:
+        raise VLError(f"experiment {name!r}: {len(items)} training item(s); need at least 2")
+    predictor = build_predictor(exp, dims).to(device)
+    params = [p for p in predictor.parameters() if p.requires_grad]
+    groups = [
+        {**g, "params": [p for p in g["params"] if p.requires_grad]}
+        for g in _param_groups(predictor, exp["optim"]["weight_decay"])
+    ]
+    opt = torch.optim.AdamW(groups, lr=exp["optim"]["lr"])
+    batch = min(exp["batch_size"], len(items))
+    per_epoch = len(items) // batch
+    total = exp.get("steps") or max(1, math.ceil(exp["epochs"] * per_epoch))
+    metrics, step, epoch = [], 0, 0
+    order = rng.permutation(len(items))
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, disable=not progress, desc=name)
+    while step < total:
+        if (step - epoch * per_epoch) >= per_epoch:
+            epoch, order = epoch + 1, rng.permutation(len(items))
+        pos = (step - epoch * per_epoch) * batch
+        pick = [items[i] for i in order[pos : pos + batch]]
+        t0 = time.perf_counter()
+        lr = exp["optim"]["lr"] * lr_at(step, total, exp["optim"])
+        for g in opt.param_groups:
+            g["lr"] = lr
+        if exp["system"] == "vljepa_video":
+            w = exp["windows"]
+            windows = [(q["video_row"], (q["start"], q["end"])) for q in pick]
+            windows += [
+                (q["video_row"], neg) for q in pick for neg in negative_windows(data, q, w, rng)
+            ]
+            feats, valid = data.batch_windows(windows)
+            query = torch.from_numpy(data.text[[q["text"] for q in pick]])
+            scores = moment_scores(
+                predictor, feats.to(device), valid.to(device), query.to(device), query.to(device)
+            )
+            loss = info_nce_scores(scores / exp["temperature"])
+        else:
+            b = patch_batch(data, np.asarray(pick), exp["masking"]["ratio"], rng)
+            loss = masked_patch_loss(predictor, [t.to(device) for t in b], exp["loss"])
+        check_finite(step, loss=loss)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if exp["optim"].get("grad_clip"):
+            torch.nn.utils.clip_grad_norm_(params, exp["optim"]["grad_clip"])
+        opt.step()
+        dt = time.perf_counter() - t0
+        metrics.append(
+            {
+                "step": step,
+                "epoch": epoch,
+                "loss": loss.item(),
+                "lr": lr,
+                "samples_per_s": len(pick) / dt,
+            }
+        )
+        step += 1
+        bar.update(1)
+    bar.close()
+    from jepa_pipe.models.vl import trainable_state
+
+    resolved = {"experiment": exp, "dims": dims, "caches": data.provenance}
+    _save({"state": trainable_state(predictor.cpu()), **resolved}, run_dir / "predictor.pt")
+    pq.write_table(pa.Table.from_pylist(metrics, schema=METRICS), run_dir / "metrics.parquet")
+    (run_dir / "config.yaml").write_text(
+        yaml.safe_dump(json.loads(json.dumps({**resolved, "config": cfg})), sort_keys=False)
+    )
+    first = float(np.mean([m["loss"] for m in metrics[: max(1, len(metrics) // 10)]]))
+    last = float(np.mean([m["loss"] for m in metrics[-max(1, len(metrics) // 10) :]]))
+    summary = {
+        "experiment": name,
+        "system": exp["system"],
+        "steps": total,
+        "items": len(items),
+        "first_loss": first,
+        "last_loss": last,
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    log.info("%s: %d steps, loss %.4f -> %.4f", name, total, first, last)
+    return summary
+
+
+def load_predictor(path: str | Path):
+    """A trained predictor (eval mode, CPU) and its checkpoint's metadata."""
+    from jepa_pipe.models.vl import load_trainable_state
+    from jepa_pipe.train.loop import load_checkpoint
+
+    ckpt = load_checkpoint(Path(path))
+    predictor = build_predictor(ckpt["experiment"], ckpt["dims"])
+    load_trainable_state(predictor, ckpt["state"])
+    return predictor.eval(), ckpt

