@@ -352,3 +352,42 @@ def bench_train(cfg: dict, experiment: str, steps: int = 20) -> dict:
         }
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def bench_infer(cfg: dict, experiment: str, video: str | None = None, repeats: int = 3) -> dict:
+    """`infer` latency on one video, in a scratch cache: cold (decode + video teacher + text
+    teacher), warm video with a new query (text teacher only), warm video and a query seen
+    before (no encoder). Each warm figure is the median of `repeats` calls."""
+    from jepa_pipe.cache.segments import read_segments, segments_path
+    from jepa_pipe.eval.charades import infer
+
+    exp = cfg["experiments"][experiment]
+    ckpt = Path(cfg["paths"]["runs"]) / experiment / "predictor.pt"
+    if video is None:  # the dataset's first video
+        segs = read_segments(segments_path(cfg["paths"]["manifests"], exp["dataset"]))
+        video = str(Path(cfg["datasets"][exp["dataset"]]["root"]) / segs.column("path")[0].as_py())
+    scratch = Path(tempfile.mkdtemp(prefix="jepa_infer_"))
+
+    def timed(query: str) -> tuple[float, dict]:
+        t0 = time.perf_counter()
+        result = infer(cfg, ckpt, Path(video), query, cache_dir=scratch)
+        return 1000 * (time.perf_counter() - t0), result
+
+    try:
+        cold_ms, cold = timed("a shape moves to the left")
+        new = [timed(f"a shape moves quickly, take {i}") for i in range(repeats)]
+        seen = [timed("a shape moves to the left") for _ in range(repeats)]
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    assert cold["video_cache"] == "cold" and all(r["video_cache"] == "warm" for _, r in new + seen)
+    return {
+        "bench": "infer",
+        "experiment": experiment,
+        "video": video,
+        "segments": cold["segments"],
+        "cold_ms": round(cold_ms, 1),
+        "warm_new_query_ms": round(float(np.median([t for t, _ in new])), 1),
+        "warm_seen_query_ms": round(float(np.median([t for t, _ in seen])), 1),
+        "cold_over_warm_seen": round(cold_ms / float(np.median([t for t, _ in seen])), 1),
+        "repeats": repeats,
+    }

@@ -244,7 +244,9 @@ def _report(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from jepa_pipe import bench
 
-    reads_dataset = args.what != "train" and not (args.what == "decode" and args.videos)
+    reads_dataset = args.what not in ("train", "infer") and not (
+        args.what == "decode" and args.videos
+    )
     if reads_dataset and not (args.config and args.dataset):
         how = "--videos GLOB, or " if args.what == "decode" else ""
         raise JepaPipeError(f"bench {args.what} needs {how}--config FILE and --dataset NAME")
@@ -262,6 +264,10 @@ def _bench(args: argparse.Namespace) -> int:
             rel = read_manifest(plan.manifest).column("path").to_pylist()[: args.limit]
             paths, sampling = [str(plan.root / p) for p in rel], plan.sampling
         result = bench.bench_decode(paths, sampling, rounds=args.rounds)
+    elif args.what == "infer":
+        if not (args.config and args.experiment):
+            raise JepaPipeError("bench infer needs --config and --experiment")
+        result = bench.bench_infer(_config(args), args.experiment, args.videos, args.rounds)
     elif args.what == "train":
         if not (args.config and args.experiment):
             raise JepaPipeError("bench train needs --config and --experiment")
@@ -460,12 +466,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_report)
 
     p = sub.add_parser(
-        "bench", help="decode / cache / loader / train throughput as one JSON object"
+        "bench", help="decode / cache / loader / train / infer figures as one JSON object"
     )
-    p.add_argument("what", choices=["decode", "cache", "loader", "train"])
+    p.add_argument("what", choices=["decode", "cache", "loader", "train", "infer"])
     p.add_argument("--config", type=Path, help="workflow config (manifests must exist)")
     p.add_argument("--dataset")
-    p.add_argument("--videos", help="decode: a glob of video files instead of a dataset")
+    p.add_argument(
+        "--videos", help="decode: a glob of video files instead of a dataset; infer: one video"
+    )
     p.add_argument("--frames", type=int, default=16)
     p.add_argument("--step", type=int, default=4)
     p.add_argument("--size", type=int, default=224)
@@ -473,7 +481,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--teacher", help="loader: the teacher store (default: the first)")
     p.add_argument("--batch-size", type=int, default=8, help="loader: rows per batch")
-    p.add_argument("--experiment", help="train: the experiment whose caches and step to time")
+    p.add_argument(
+        "--experiment",
+        help="train: the experiment whose caches and step to time; infer: a vljepa_video one",
+    )
     p.add_argument("--steps", type=int, default=20, help="train: steps per measurement")
     p.set_defaults(func=_bench)
 

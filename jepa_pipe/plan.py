@@ -60,6 +60,8 @@ def _rows_and_texts(cfg: dict, plan: CachePlan) -> tuple[int, int, str]:
         table, _ = build_manifest(plan.dataset, plan.root, cfg["datasets"][plan.dataset]["splits"])
         source = f"annotations under {plan.root}"
     texts = sum(len(t) for t in table.column("text").to_pylist())
+    if plan.segments is not None and plan.segments.is_file():  # one cache row per segment
+        return read_manifest(plan.segments).num_rows, texts, str(plan.segments)
     return table.num_rows, texts, source
 
 
@@ -112,6 +114,11 @@ def plan_dataset(cfg: dict, dataset: str, tflops: float) -> dict:
         for name, tcfg in plan.teachers.items()
         if tcfg.get("batch_size", 8) > plan.shard_size
     ]
+    if plan.segments is not None and not plan.segments.is_file():
+        warnings.append(
+            f"segmented dataset: rows below are videos; each becomes one row per segment "
+            f"(run `python -m jepa_pipe segments` first for the real counts, {plan.segments})"
+        )
     for name, store in stores.items():
         per_view = "bytes_per_clip" in store  # frames and teacher stores: one per view
         store["bytes"] += (STORE_BYTES + SHARD_BYTES * shards) * views if per_view else STORE_BYTES

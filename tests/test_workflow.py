@@ -63,6 +63,11 @@ def test_dry_run_resolves_the_demo_dag(tmp_path):
         "eval_benchmark": 9,
         "eval_summary": 1,
         "report": 1,
+        # VL-JEPA: Charades-STA's segment table, 2 predictors, their 2 benchmarks, 1 grid
+        "segments": 1,
+        "train_predictor": 2,
+        "eval_vl": 2,
+        "ablation_grid": 1,
     }
     for rule, count in counts.items():
         assert any(line.split()[:2] == [rule, str(count)] for line in out.splitlines()), out
@@ -76,6 +81,24 @@ def test_dry_run_of_the_eval_targets_lists_every_benchmark(tmp_path):
         for bench in ("ucf101", "msrvtt", "msvd"):
             assert f"results/{exp}/{bench}.json" in out
     assert "results/report.html" in out and "results/summary.md" in out
+
+
+def test_dry_run_of_the_vl_targets(tmp_path):
+    res = snakemake(tmp_path, "-n", "eval_charades", "eval_coco", "ablations")
+    assert res.returncode == 0, res.stderr
+    out = res.stdout + res.stderr
+    for path in (
+        "manifests/charades_sta.segments.parquet",
+        "runs/vljepa_charades_demo/predictor.pt",
+        "results/vljepa_charades_demo/charades.json",
+        "runs/vljepa_coco_demo/predictor.pt",
+        "results/vljepa_coco_demo/coco.json",
+        "results/ablations/vljepa_coco_demo.json",
+    ):
+        assert path in out, path
+    # the VL targets need no video student, and no video student gets a VL benchmark
+    assert "student.pt" not in out
+    assert "results/st_jepa_demo/charades.json" not in out
 
 
 def test_wrong_key_fails_before_any_job(tmp_path):
@@ -145,6 +168,7 @@ def test_train_target_trains_the_three_demo_recipes_from_caches(tmp_path):
     cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
     cfg["datasets"] = {"ssv2": cfg["datasets"]["ssv2"]}
     cfg["teachers"] = {k: cfg["teachers"][k] for k in cfg["datasets"]["ssv2"]["teachers"]}
+    cfg["experiments"] = {k: x for k, x in cfg["experiments"].items() if x["dataset"] == "ssv2"}
     config = tmp_path / "ssv2.yaml"
     config.write_text(yaml.safe_dump(cfg))
     res = snakemake(tmp_path, "--cores", "2", "train", configfile=config)

@@ -192,8 +192,16 @@ def query_embedding(cfg: dict, exp: dict, text: str, cache_dir: Path) -> tuple[n
     return emb, False
 
 
-def infer(cfg: dict, checkpoint: Path, video: Path, query: str, top_k: int = 5) -> dict:
-    """Top moments of `video` for `query` from a trained moment predictor."""
+def infer(
+    cfg: dict,
+    checkpoint: Path,
+    video: Path,
+    query: str,
+    top_k: int = 5,
+    cache_dir: Path | None = None,
+) -> dict:
+    """Top moments of `video` for `query` from a trained moment predictor; segment features
+    and query embeddings are cached under `cache_dir` (default {cache}/infer)."""
     from jepa_pipe.eval.features import EvalError
     from jepa_pipe.train.vl import load_predictor
 
@@ -204,7 +212,7 @@ def infer(cfg: dict, checkpoint: Path, video: Path, query: str, top_k: int = 5) 
     exp = ckpt["experiment"]
     if exp["system"] != "vljepa_video":
         raise EvalError(f"{checkpoint}: a {exp['system']} predictor, not a moment predictor")
-    cache_dir = Path(cfg["paths"]["cache"]) / "infer"
+    cache_dir = Path(cache_dir or Path(cfg["paths"]["cache"]) / "infer")
     entry, warm_video = infer_segments(cfg, exp, Path(video), cache_dir)
     emb, warm_query = query_embedding(cfg, exp, query, cache_dir)
     t1 = time.perf_counter()
