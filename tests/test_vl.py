@@ -31,6 +31,25 @@ def test_segment_starts_cover_the_whole_video():
         segment_starts(6.0, 2.0, 0.0)
 
 
+def test_a_video_of_unknown_length_keeps_one_segment_that_will_fail_as_a_row():
+    import pyarrow as pa
+
+    from jepa_pipe.cache.segments import segment_table
+
+    videos = pa.table(
+        {
+            "row": [0, 1],
+            "clip_id": ["A", "B"],
+            "path": ["a.mp4", "b.mp4"],
+            "split": ["test", "test"],
+        }
+    )
+    table = segment_table(videos, [5.0, None], 2.0, 1.0).to_pydict()
+    assert table["video_row"] == [0, 0, 0, 0, 1]
+    assert table["clip_id"][-1] == "B@000000.000" and table["duration_s"][-1] is None
+    assert (table["start_s"][-1], table["end_s"][-1]) == (0.0, 2.0)
+
+
 def test_covering_picks_segments_centred_in_the_window():
     starts = np.arange(0.0, 9.0)  # 2 s segments, centres 1..9
     assert covering(starts, 2.0, (2.0, 5.0)).tolist() == [1, 2, 3, 4]
