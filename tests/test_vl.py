@@ -192,9 +192,37 @@ def test_predictor_trains_and_searches_from_caches_without_any_encoder(charades)
     result = json.loads((root / "results/vl/charades.json").read_text())
     assert set(result["sources"]) == {"student", "random", "random_windows"}
     for metrics in result["sources"].values():
-        assert set(metrics) == {"R1@0.3", "R1@0.5", "R1@0.7", "R5@0.3", "R5@0.5", "R5@0.7", "mIoU"}
+        assert set(metrics) == {
+            "R1@0.3",
+            "R1@0.5",
+            "R1@0.7",
+            "R5@0.3",
+            "R5@0.5",
+            "R5@0.7",
+            "mIoU",
+            "top1_overlaps",
+        }
         assert metrics["R5@0.5"] >= metrics["R1@0.5"]
+        assert metrics["top1_overlaps"] >= metrics["R1@0.3"]
     assert result["rows"]["test_queries"] > 0
+
+
+def test_segment_grid_features_pool_tokens_onto_a_coarse_grid(charades):
+    from jepa_pipe.cache.store import open_store
+    from jepa_pipe.train.vl import VLError, segment_features
+
+    root, _ = charades
+    teacher = open_store(root / "cache/charades_sta/vjepa2_tiny.zarr")
+    tokens = teacher["tokens"][:].astype(np.float32)  # [S, 2*2*2, D]: grid (2, 2, 2)
+    n, _, d = tokens.shape
+    pooled = segment_features(teacher, None)
+    assert np.allclose(pooled, teacher["pooled"][:].astype(np.float32))
+    full = segment_features(teacher, [2, 2, 2])  # every token its own cell: no pooling
+    assert np.allclose(full, tokens.reshape(n, -1))
+    halves = segment_features(teacher, [2, 1, 1]).reshape(n, 2, d)  # mean per time step
+    assert np.allclose(halves, tokens.reshape(n, 2, 4, d).mean(2), atol=1e-6)
+    with pytest.raises(VLError, match=r"segment_grid \[3, 1, 1\] does not divide"):
+        segment_features(teacher, [3, 1, 1])
 
 
 def test_infer_caches_the_video_then_answers_without_the_video_encoder(charades, demo_root):

@@ -22,7 +22,7 @@ import torch
 
 from jepa_pipe import get_logger
 from jepa_pipe.eval.benchmarks import register_benchmark
-from jepa_pipe.eval.metrics import moment_metrics
+from jepa_pipe.eval.metrics import moment_metrics, temporal_iou
 from jepa_pipe.eval.moments import candidate_windows, random_window_moments, temporal_nms
 
 log = get_logger("eval.charades")
@@ -103,6 +103,11 @@ def charades(cfg: dict, experiment: str) -> dict:
         )
         truth.append((q["start"], q["end"]))
     sources = {s: moment_metrics(found[s], truth) for s in found}
+    for s in found:  # a diagnostic beside the metrics: does the top-1 touch the moment at all?
+        hits = [
+            bool(m) and temporal_iou(m[0], gt) > 0 for m, gt in zip(found[s], truth, strict=True)
+        ]
+        sources[s]["top1_overlaps"] = 100.0 * float(np.mean(hits))
     return {
         "protocol": "candidate windows over cached segments scored by cos(predictor(window, "
         "query), query embedding), temporal NMS, R@k at IoU thresholds, mIoU of top-1; "

@@ -162,6 +162,31 @@ class MomentData:
         return torch.from_numpy(feats), torch.from_numpy(valid)
 
 
+def segment_features(teacher, grid: list[int] | None) -> np.ndarray:
+    """One vector per segment: the store's `pooled` (the mean of all tokens), or with
+    ``grid`` (t, h, w) the tokens mean-pooled onto that coarse grid and concatenated
+    [S, t·h·w·D], which keeps where (and when) inside the segment something is. Read in
+    shard-sized row blocks (contiguous reads)."""
+    if not grid or list(grid) == [1, 1, 1]:
+        return teacher["pooled"][:].astype(np.float32)
+    tokens = teacher["tokens"]
+    token_grid = store_meta(teacher)["token_grid"]
+    if any(g > n or n % g for g, n in zip(grid, token_grid, strict=True)):
+        raise VLError(
+            f"segment_grid {list(grid)} does not divide the cache's token grid {token_grid}"
+        )
+    n, _, d = tokens.shape
+    t, h, w = grid
+    out = np.empty((n, t * h * w * d), np.float32)
+    block = tokens.shards[0] if tokens.shards else tokens.chunks[0]
+    for start in range(0, n, block):
+        x = tokens[start : start + block].astype(np.float32)  # [b, T'·H'·W', D]
+        b = len(x)
+        x = x.reshape(b, t, token_grid[0] // t, h, token_grid[1] // h, w, token_grid[2] // w, d)
+        out[start : start + b] = x.mean(axis=(2, 4, 6)).reshape(b, -1)
+    return out
+
+
 def load_moment_data(cfg: dict, exp: dict) -> MomentData:
     from jepa_pipe.cache.segments import read_segments, segments_path, video_segments
     from jepa_pipe.datasets.manifest import manifest_path, read_manifest
@@ -206,7 +231,7 @@ def load_moment_data(cfg: dict, exp: dict) -> MomentData:
             }
         )
     return MomentData(
-        segments=teacher["pooled"][:].astype(np.float32),
+        segments=segment_features(teacher, exp.get("segment_grid")),
         segment_valid=teacher["valid"][:],
         video_segments=per_video,
         segment_start=starts,
