@@ -368,8 +368,10 @@ class Trainer:
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
         }
-        _save(state, self.last)
+        # metrics first: a kill between the two writes leaves metrics ahead of the checkpoint,
+        # which resume trims; the other order lost the rows since the previous checkpoint
         _write_metrics(self.metrics, self.run_dir / "metrics.parquet")
+        _save(state, self.last)
         if final:
             _save(
                 {
