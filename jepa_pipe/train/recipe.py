@@ -50,10 +50,13 @@ COMMON_DEFAULTS: dict[str, Any] = {
 }
 
 
-def _merge(base: dict, over: dict) -> dict:
+def merge_settings(base: dict, over: dict) -> dict:
+    """`over` on top of `base`, nested dicts merged key by key (neither is modified)."""
     out = copy.deepcopy(base)
     for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        out[k] = (
+            merge_settings(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        )
     return out
 
 
@@ -70,7 +73,7 @@ def resolve_experiment(cfg: dict, name: str) -> dict:
             f"experiment {name!r}: system {system!r} is not trained by `train` "
             f"(it trains {', '.join(VIDEO_SYSTEMS)})"
         )
-    out = _merge(_merge(COMMON_DEFAULTS, SYSTEM_DEFAULTS[system]), exp)
+    out = merge_settings(merge_settings(COMMON_DEFAULTS, SYSTEM_DEFAULTS[system]), exp)
     if out["loss"] not in ("cosine", "l1", "mse"):
         raise JepaPipeError(f"experiment {name!r}: loss {out['loss']!r} is not a token loss")
     if exp["dataset"] not in cfg["datasets"]:

@@ -16,7 +16,6 @@ Outputs: runs/{experiment}/predictor.pt, metrics.parquet, summary.json, config.y
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import time
@@ -33,6 +32,7 @@ import yaml
 from jepa_pipe import JepaPipeError, get_logger
 from jepa_pipe.cache.store import file_sha256, open_store, store_meta, store_path
 from jepa_pipe.losses import info_nce_scores, token_loss
+from jepa_pipe.train.recipe import merge_settings
 
 log = get_logger("train.vl")
 
@@ -81,13 +81,6 @@ class VLError(JepaPipeError):
     """A VL-JEPA experiment whose caches or settings do not fit."""
 
 
-def _merge(base: dict, over: dict) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
 def resolve_vl_experiment(cfg: dict, name: str) -> dict:
     exp = cfg.get("experiments", {}).get(name)
     if exp is None:
@@ -95,7 +88,7 @@ def resolve_vl_experiment(cfg: dict, name: str) -> dict:
     system = exp["system"]
     if system not in VL_SYSTEMS:
         raise VLError(f"experiment {name!r}: system {system!r} is not a VL-JEPA system")
-    out = _merge(_merge(COMMON, VL_DEFAULTS[system]), exp)
+    out = merge_settings(merge_settings(COMMON, VL_DEFAULTS[system]), exp)
     ds = cfg["datasets"].get(exp["dataset"])
     if ds is None:
         raise VLError(f"experiment {name!r}: dataset {exp['dataset']!r} is not in datasets")
