@@ -348,6 +348,40 @@ def test_lora_predictor_on_a_tiny_random_causal_lm(tmp_path):
     assert torch.allclose(model(seg, valid, query), fresh(seg, valid, query), atol=1e-5)
 
 
+def test_lora_predictor_trains_and_searches_from_the_caches(charades, tmp_path):
+    """The causal-LM path through `train` and `eval charades`: the checkpoint holds adapters
+    and heads only and is rebuilt from the base LM's own folder."""
+    import torch as th
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from jepa_pipe.config import load_config
+    from jepa_pipe.eval.charades import charades as run_charades
+    from jepa_pipe.train.vl import train_vl
+
+    root, config = charades
+    th.manual_seed(0)
+    lm = Qwen2Config(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+    )
+    Qwen2ForCausalLM(lm).save_pretrained(tmp_path / "lm")
+    cfg = load_config(config)
+    exp = dict(cfg["experiments"]["vl"], epochs=2)
+    exp["predictor"] = {"kind": "causal_lm", "model": str(tmp_path / "lm"), "lora_rank": 4}
+    cfg["experiments"] = {"vl_lora": exp}
+    summary = train_vl(cfg, "vl_lora")
+    assert summary["steps"] >= 2 and np.isfinite(summary["last_loss"])
+    state = th.load(root / "runs/vl_lora/predictor.pt", weights_only=True)["state"]
+    assert any("lora_" in k for k in state)
+    assert not any(k.startswith("lm.") and "lora_" not in k for k in state)
+    result = run_charades(cfg, "vl_lora")
+    assert result["rows"]["test_queries"] > 0 and "R1@0.5" in result["sources"]["student"]
+
+
 # ---------------------------------------------------------------------------- COCO
 @pytest.fixture(scope="module")
 def coco(tmp_path_factory, demo_root):
