@@ -224,15 +224,10 @@ def infer(
     w = exp["windows"]
     windows = candidate_windows(float(entry["duration_s"]), w["lengths_s"], w["stride_s"])
     from jepa_pipe.cache.segments import covering
+    from jepa_pipe.train.vl import pad_windows
 
     rows = [covering(entry["start_s"], float(entry["length_s"]), tuple(x)) for x in windows]
-    s = max(len(r) for r in rows)
-    feats = torch.zeros(len(rows), s, entry["pooled"].shape[1])
-    valid = torch.zeros(len(rows), s, dtype=torch.bool)
-    for i, r in enumerate(rows):
-        feats[i, : len(r)] = torch.from_numpy(entry["pooled"][r].astype(np.float32))
-        valid[i, : len(r)] = torch.from_numpy(entry["valid"][r])
-        valid[i, 0] |= not bool(valid[i].any())  # every segment failed: attend to zeros
+    feats, valid = pad_windows(entry["pooled"], entry["valid"], rows)
     moments, scores = search(predictor, feats, valid, windows, emb, 0.5, top_k)
     score_of = {(float(a), float(b)): float(x) for (a, b), x in zip(windows, scores, strict=True)}
     return {

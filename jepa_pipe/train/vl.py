@@ -144,15 +144,21 @@ class MomentData:
     def batch_windows(self, items: list[tuple[int, tuple[float, float]]]):
         """[(video_row, window)] -> segments [K, S, Dv], valid [K, S] (left-aligned)."""
         rows = [self.window_rows(v, w) for v, w in items]
-        s = max(len(r) for r in rows)
-        feats = np.zeros((len(rows), s, self.segments.shape[1]), np.float32)
-        valid = np.zeros((len(rows), s), bool)
-        for i, r in enumerate(rows):
-            feats[i, : len(r)] = self.segments[r]
-            valid[i, : len(r)] = self.segment_valid[r]
-            if not valid[i].any():  # every segment failed: attend to a zero vector, not NaN
-                valid[i, 0] = True
-        return torch.from_numpy(feats), torch.from_numpy(valid)
+        return pad_windows(self.segments, self.segment_valid, rows)
+
+
+def pad_windows(features: np.ndarray, valid: np.ndarray, rows: list[np.ndarray]):
+    """Windows as padded batches: features [N, Dv] and valid [N] of the segments, and each
+    window's segment rows -> segments [K, S, Dv] float32, valid [K, S] (left-aligned)."""
+    s = max(len(r) for r in rows)
+    feats = np.zeros((len(rows), s, features.shape[1]), np.float32)
+    mask = np.zeros((len(rows), s), bool)
+    for i, r in enumerate(rows):
+        feats[i, : len(r)] = features[r]
+        mask[i, : len(r)] = valid[r]
+        if not mask[i].any():  # every segment failed: attend to a zero vector, not NaN
+            mask[i, 0] = True
+    return torch.from_numpy(feats), torch.from_numpy(mask)
 
 
 def segment_features(teacher, grid: list[int] | None) -> np.ndarray:
