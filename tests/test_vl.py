@@ -225,6 +225,31 @@ def test_segment_grid_features_pool_tokens_onto_a_coarse_grid(charades):
         segment_features(teacher, [3, 1, 1])
 
 
+@pytest.mark.parametrize("grid", [None, [2, 1, 1]])
+def test_infer_computes_segment_features_as_training_reads_them(
+    charades, demo_root, tmp_path, grid
+):
+    import pyarrow.parquet as pq
+
+    from jepa_pipe.cache.store import open_store
+    from jepa_pipe.config import load_config
+    from jepa_pipe.eval.charades import infer_segments
+    from jepa_pipe.train.vl import resolve_vl_experiment, segment_features
+
+    root, config = charades
+    cfg = load_config(config)
+    exp = dict(resolve_vl_experiment(cfg, "vl"), segment_grid=grid)
+    segs = pq.read_table(root / "manifests/charades_sta.segments.parquet").to_pydict()
+    rel = segs["path"][0]
+    rows = [i for i, p in enumerate(segs["path"]) if p == rel]
+    entry, warm = infer_segments(cfg, exp, demo_root / "charades_sta" / rel, tmp_path)
+    assert not warm
+    cached = segment_features(open_store(root / "cache/charades_sta/vjepa2_tiny.zarr"), grid)
+    assert entry["pooled"].shape == cached[rows].shape
+    assert np.allclose(entry["pooled"].astype(np.float32), cached[rows], atol=1e-2)
+    assert entry["start_s"].tolist() == [segs["start_s"][i] for i in rows]
+
+
 def test_infer_caches_the_video_then_answers_without_the_video_encoder(charades, demo_root):
     from jepa_pipe.config import load_config, validate_config
     from jepa_pipe.eval.charades import infer

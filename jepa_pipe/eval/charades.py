@@ -132,9 +132,14 @@ def _video_key(path: Path) -> str:
 
 
 def infer_segments(cfg: dict, exp: dict, video: Path, cache_dir: Path) -> tuple[dict, bool]:
-    """The video's cached segment features: computed on first use (decode + video teacher),
-    read back afterwards. Returns (entry, was_warm)."""
-    entry_path = cache_dir / f"{_video_key(video)}.{exp['teacher']}.npz"
+    """The video's cached segment features, as the predictor was trained on them (the
+    teacher's pooled vector, or `segment_grid` cells): computed on first use (decode + video
+    teacher), read back afterwards. Returns (entry, was_warm)."""
+    from jepa_pipe.train.vl import grid_of, pool_tokens
+
+    grid = grid_of(exp.get("segment_grid"))
+    features = "pooled" if grid is None else "grid" + "x".join(map(str, grid))
+    entry_path = cache_dir / f"{_video_key(video)}.{exp['teacher']}.{features}.npz"
     if entry_path.is_file():
         with np.load(entry_path) as z:
             return {k: z[k] for k in z.files}, True
@@ -157,18 +162,19 @@ def infer_segments(cfg: dict, exp: dict, video: Path, cache_dir: Path) -> tuple[
     tcfg = {**cfg["teachers"][exp["teacher"]], "weights": teacher_weights(cfg, exp["teacher"])}
     teacher = load_configured_teacher(tcfg, plan.device)
     from jepa_pipe.cache import projection
-    from jepa_pipe.cache.store import open_store, store_path
+    from jepa_pipe.cache.store import open_store, store_meta, store_path
 
     store = open_store(store_path(cfg["paths"]["cache"], exp["dataset"], exp["teacher"]))
     proj = projection.load(store)  # the dataset cache's own projection, if any
     batch = tcfg.get("batch_size", 8)
+    token_grid = store_meta(store)["token_grid"]
     pooled, finite = [], []
     for i in range(0, len(clips), batch):
-        _, pool, ok = teacher.cache_tokens(clips[i : i + batch], proj)
-        pooled.append(pool)
+        tokens, pool, ok = teacher.cache_tokens(clips[i : i + batch], proj)
+        pooled.append(pool if grid is None else pool_tokens(tokens, token_grid, grid))
         finite.append(ok)
     entry = {
-        "pooled": np.concatenate(pooled).astype(np.float16),
+        "pooled": np.concatenate(pooled).astype(np.float16 if grid is None else np.float32),
         "valid": np.concatenate(finite),
         "start_s": starts,
         "length_s": np.float64(length),

@@ -161,29 +161,40 @@ def pad_windows(features: np.ndarray, valid: np.ndarray, rows: list[np.ndarray])
     return torch.from_numpy(feats), torch.from_numpy(mask)
 
 
+def grid_of(grid: list[int] | None) -> tuple[int, int, int] | None:
+    """A segment_grid setting, None when it is the whole segment (the store's `pooled`)."""
+    return None if not grid or list(grid) == [1, 1, 1] else tuple(grid)
+
+
+def pool_tokens(tokens: np.ndarray, token_grid: list[int], grid: tuple[int, int, int]):
+    """tokens [b, T'·H'·W', D] -> [b, t·h·w·D] float32: the mean over each cell of a coarse
+    (t, h, w) grid, cells concatenated in raster order."""
+    if any(g > n or n % g for g, n in zip(grid, token_grid, strict=True)):
+        raise VLError(
+            f"segment_grid {list(grid)} does not divide the cache's token grid {list(token_grid)}"
+        )
+    b, _, d = tokens.shape
+    (t, h, w), (tt, hh, ww) = grid, token_grid
+    x = tokens.astype(np.float32).reshape(b, t, tt // t, h, hh // h, w, ww // w, d)
+    return x.mean(axis=(2, 4, 6)).reshape(b, -1)
+
+
 def segment_features(teacher, grid: list[int] | None) -> np.ndarray:
     """One vector per segment: the store's `pooled` (the mean of all tokens), or with
     ``grid`` (t, h, w) the tokens mean-pooled onto that coarse grid and concatenated
     [S, t·h·w·D], which keeps where (and when) inside the segment something is. Read in
     shard-sized row blocks (contiguous reads)."""
-    if not grid or list(grid) == [1, 1, 1]:
+    grid = grid_of(grid)
+    if grid is None:
         return teacher["pooled"][:].astype(np.float32)
     tokens = teacher["tokens"]
     token_grid = store_meta(teacher)["token_grid"]
-    if any(g > n or n % g for g, n in zip(grid, token_grid, strict=True)):
-        raise VLError(
-            f"segment_grid {list(grid)} does not divide the cache's token grid {token_grid}"
-        )
-    n, _, d = tokens.shape
-    t, h, w = grid
-    out = np.empty((n, t * h * w * d), np.float32)
     block = tokens.shards[0] if tokens.shards else tokens.chunks[0]
-    for start in range(0, n, block):
-        x = tokens[start : start + block].astype(np.float32)  # [b, T'·H'·W', D]
-        b = len(x)
-        x = x.reshape(b, t, token_grid[0] // t, h, token_grid[1] // h, w, token_grid[2] // w, d)
-        out[start : start + b] = x.mean(axis=(2, 4, 6)).reshape(b, -1)
-    return out
+    parts = [
+        pool_tokens(tokens[start : start + block], token_grid, grid)
+        for start in range(0, tokens.shape[0], block)
+    ]
+    return np.concatenate(parts)
 
 
 def load_moment_data(cfg: dict, exp: dict) -> MomentData:
