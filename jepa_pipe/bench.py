@@ -193,69 +193,145 @@ def expand(pattern: str, limit: int) -> list[str]:
     return paths
 
 
-def bench_loader(fields: list, batch_size: int = 8, rounds: int = 3) -> dict:
+def _tiled_stores(fields: list, repeat: int, scratch: Path) -> list:
+    """Copies of the fields' stores with every whole shard written ``repeat`` times (the same
+    row bytes, an epoch ``repeat`` times longer), through the cache's own shard writer."""
+    import zarr
+
+    from jepa_pipe.cache.loader import Field
+    from jepa_pipe.cache.shards import compressed, read_shard, write_shard
+    from jepa_pipe.cache.store import ATTR, create_store, store_meta
+
+    tiled = []
+    for f in fields:
+        src = zarr.open_group(str(f.store), mode="r")
+        meta = store_meta(src)
+        shard_size = meta["shard_size"]
+        whole = meta["rows"] // shard_size  # a partial last shard is left out
+        if not whole:
+            raise ValueError(f"{f.store}: --repeat needs at least one whole shard")
+        names = [f.array] + (["valid"] if "valid" in src else [])
+        arrays = {
+            name: (
+                (whole * shard_size * repeat, *src[name].shape[1:]),
+                str(src[name].dtype),
+                compressed(src[name]),
+            )
+            for name in names
+        }
+        provenance = {k: v for k, v in meta.items() if k not in ("fingerprint", "complete")}
+        provenance["rows"] = whole * shard_size * repeat
+        path = scratch / f"{f.name}.zarr"
+        group = create_store(
+            path, meta["kind"], arrays, shard_size=shard_size, provenance=provenance
+        )
+        for name in names:
+            for shard in range(whole):
+                data = read_shard(src[name], shard)
+                for k in range(repeat):
+                    write_shard(group[name], k * whole + shard, data)
+        group.attrs[ATTR] = {**store_meta(group), "complete": True}
+        tiled.append(Field(f.name, path, f.array))
+    return tiled
+
+
+def bench_loader(fields: list, batch_size: int = 8, rounds: int = 3, repeat: int = 1) -> dict:
     """Cache loader rows/s vs a numpy memmap gather of the same rows in the same batches (the
     limit: data already decoded in one flat file per array, pages mapped), over ``rounds``
-    epochs read as training reads them (one iterator); the median of three repeats each."""
+    epochs read as training reads them (one iterator); the median of three repeats each.
+
+    The gather builds each batch as the loader does (a dict of arrays, kept by the consumer
+    until the next batch is built); ``memmap_discard_rows_per_s`` is the same gather with
+    each array dropped as soon as it is made (its buffer stays hot in the CPU cache, which
+    no training loop gets). ``repeat`` > 1 reads a scratch copy of the stores with every shard
+    written ``repeat`` times: the same rows, epochs ``repeat`` times longer, so the per-epoch
+    planning is amortised as on a real dataset."""
     import numpy as np
 
     from jepa_pipe.cache.loader import CacheBatches
 
-    ds = CacheBatches(fields, batch_size=batch_size, seed=0)
-    ds.set_epoch(0, epochs=rounds)
-    order = [b["row"] for b in ds]  # also maps the shards and checks their checksums once
-    n = sum(len(r) for r in order)
     scratch = Path(tempfile.mkdtemp(prefix="jepa_bench_"))
     try:
         import zarr
 
+        if repeat > 1:
+            fields = _tiled_stores(fields, repeat, scratch / "tiled")
+        ds = CacheBatches(fields, batch_size=batch_size, seed=0)
+        ds.set_epoch(0, epochs=rounds)
+        order = [b["row"] for b in ds]  # also maps the shards and checks their checksums once
+        n = sum(len(r) for r in order)
         maps = {}
         for f in fields:
             np.save(scratch / f"{f.name}.npy", zarr.open_group(str(f.store), mode="r")[f.array][:])
             maps[f.name] = np.load(scratch / f"{f.name}.npy", mmap_mode="r")
-        for rows in order:  # map the pages once, as the loader's first pass did
-            for m in maps.values():
-                np.ascontiguousarray(m[np.sort(rows)])
+
+        def gathered():
+            for rows in order:
+                yield {name: np.ascontiguousarray(m[np.sort(rows)]) for name, m in maps.items()}
+
+        def gather() -> None:  # consumed like the loader: each batch held until the next
+            for _batch in gathered():
+                pass
+
+        def gather_discard() -> None:
+            for rows in order:
+                for m in maps.values():
+                    np.ascontiguousarray(m[np.sort(rows)])
+
+        gather()  # map the pages once, as the loader's first pass did
         br, mapped = ds.block_rows, ds._mapped
         names = [f.name for f in fields]
         can_copy = all(
             (name, int(r - r % br)) in mapped for rows in order for r in rows for name in names
         )
 
-        def copy_only() -> None:  # the loader's row copies alone, from its mapped shards
+        def copied():  # the loader's row copies alone, from its mapped shards
             for rows in order:
+                batch = {}
                 for name, m in maps.items():
                     out = np.empty((len(rows), *m.shape[1:]), m.dtype)
                     for i, r in enumerate(rows.tolist()):
-                        out[i] = mapped[(name, r - r % br)].row(r % br)
+                        out[i] = mapped[(name, r - r % br)].rows[r % br]
+                    batch[name] = out
+                yield batch
 
-        loads, gathers, copies = [], [], []
+        def copy_only() -> None:
+            for _batch in copied():
+                pass
+
+        def rate(fn) -> float:
+            t0 = time.perf_counter()
+            fn()
+            return n / (time.perf_counter() - t0)
+
+        def load() -> None:
+            for _batch in ds:
+                pass
+
+        runs: dict[str, list[float]] = {"load": [], "gather": [], "discard": [], "copy": []}
         for _ in range(3):
-            t0 = time.perf_counter()
-            got = sum(len(b["row"]) for b in ds)
-            loads.append(got / (time.perf_counter() - t0))
-            t0 = time.perf_counter()
-            for rows in order:
-                for m in maps.values():
-                    np.ascontiguousarray(m[np.sort(rows)])
-            gathers.append(n / (time.perf_counter() - t0))
+            runs["load"].append(rate(load))
+            runs["gather"].append(rate(gather))
+            runs["discard"].append(rate(gather_discard))
             if can_copy:
-                t0 = time.perf_counter()
-                copy_only()
-                copies.append(n / (time.perf_counter() - t0))
-        load, gather = statistics.median(loads), statistics.median(gathers)
-        copy = statistics.median(copies) if copies else None
+                runs["copy"].append(rate(copy_only))
+        med = {k: statistics.median(v) if v else None for k, v in runs.items()}
+        load, gather_rate = med["load"], med["gather"]
         return {
             "bench": "loader",
             "rows": n,
+            "rows_per_epoch": n // rounds,
+            "repeat": repeat,
             "batch_size": batch_size,
             "epochs": rounds,
             "fields": [f.name for f in fields],
             "loader_rows_per_s": round(load, 1),
-            "memmap_gather_rows_per_s": round(gather, 1),
-            "loader_over_memmap": round(load / gather, 3),
+            "memmap_gather_rows_per_s": round(gather_rate, 1),
+            "memmap_discard_rows_per_s": round(med["discard"], 1),
+            "loader_over_memmap": round(load / gather_rate, 3),
+            "loader_over_memmap_discard": round(load / med["discard"], 3),
             # the bound the loader's design allows: its row copies without its bookkeeping
-            "row_copies_over_memmap": round(copy / gather, 3) if copy else None,
+            "row_copies_over_memmap": round(med["copy"] / gather_rate, 3) if med["copy"] else None,
         }
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -281,7 +281,9 @@ def _bench(args: argparse.Namespace) -> int:
             Field("frames", plan.store_path("frames"), "frames"),
             Field("tokens", plan.store_path(teacher), "tokens"),
         ]
-        result = bench.bench_loader(fields, batch_size=args.batch_size, rounds=args.rounds)
+        result = bench.bench_loader(
+            fields, batch_size=args.batch_size, rounds=args.rounds, repeat=args.repeat
+        )
     else:
         result = bench.bench_cache(_config(args), args.dataset, limit=args.limit)
     print(json.dumps(result))
@@ -481,6 +483,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--teacher", help="loader: the teacher store (default: the first)")
     p.add_argument("--batch-size", type=int, default=8, help="loader: rows per batch")
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="loader: read a scratch copy with every shard written N times (longer epochs)",
+    )
     p.add_argument(
         "--experiment",
         help="train: the experiment whose caches and step to time; infer: a vljepa_video one",

@@ -139,3 +139,19 @@ def test_ranks_read_disjoint_rows(stores):
         seen.append(set(rows_of(list(ds)).tolist()))
     assert not seen[0] & seen[1]
     assert seen[0] | seen[1] == set(range(N)) - {3, 17, 40}
+
+
+def test_bench_loader_repeat_reads_each_whole_shard_repeat_times(stores):
+    from jepa_pipe.bench import _tiled_stores, bench_loader
+
+    result = bench_loader(stores, batch_size=4, rounds=1, repeat=3)
+    # 6 whole shards of 8 rows (the 2-row tail is left out) x 3, less 3 invalid rows each
+    # time, in whole batches of 4
+    assert result["rows_per_epoch"] == (48 - 3) * 3 // 4 * 4
+    assert result["loader_over_memmap"] > 0 and result["loader_over_memmap_discard"] > 0
+    tiled = _tiled_stores(stores, 3, stores[0].store.parent / "tiled")
+    rows = rows_of(CacheBatches(tiled, batch_size=4, drop_last=False))
+    assert sorted(rows.tolist()) == [r for r in range(48 * 3) if r % 48 not in (3, 17, 40)]
+    for b in CacheBatches(tiled, batch_size=4):  # row r of the copy holds row r % 48's bytes
+        assert np.array_equal(b["tokens"][:, 0].astype(int), b["row"] % 48)
+        assert np.array_equal(b["frames"][:, 0].astype(int), (b["row"] % 48 * 4) % 256)

@@ -44,17 +44,15 @@ class Field:
 
 
 class _Block:
-    """Rows [start, stop) of one array as chunks (views of a memory-mapped shard file)."""
+    """Rows [start, stop) of one array as a list of row views (of a memory-mapped shard file,
+    or of one zarr read), built once: a batch copies ``rows[i]`` with no per-row arithmetic."""
 
     def __init__(self, chunk_rows: int, chunks: list, row_shape: tuple, dtype):
-        self.chunk_rows, self.chunks = chunk_rows, chunks
-        self.row_shape, self.dtype = row_shape, dtype
-
-    def row(self, i: int) -> np.ndarray:
-        chunk = self.chunks[i // self.chunk_rows]
-        if chunk is None:  # never written: zarr's fill value
-            return np.zeros(self.row_shape, self.dtype)
-        return chunk[i % self.chunk_rows]
+        self.rows: list[np.ndarray] = []
+        for chunk in chunks:
+            if chunk is None:  # never written: zarr's fill value
+                chunk = np.zeros((chunk_rows, *row_shape), dtype)
+            self.rows.extend(chunk)
 
 
 class CacheBatches(IterableDataset):
@@ -84,6 +82,7 @@ class CacheBatches(IterableDataset):
         self._verified: set = set()
         self._mapped: dict = {}
         self._keeps_mapped: dict[str, bool] = {}
+        self._row_types: dict[str, tuple] = {}  # field -> (row shape, dtype)
         groups = {f.store: open_store(f.store) for f in self.fields}
         counts = {str(p): store_meta(g)["rows"] for p, g in groups.items()}
         if len(set(counts.values())) != 1:
@@ -101,7 +100,9 @@ class CacheBatches(IterableDataset):
         shard = store_meta(next(iter(groups.values())))["shard_size"]
         self.block_rows = block_rows or shard
         starts = np.arange(0, n, self.block_rows)
-        self.blocks = [int(s) for s in starts if valid[s : s + self.block_rows].any()]
+        self.blocks = np.asarray(
+            [s for s in starts if valid[s : s + self.block_rows].any()], np.int64
+        )
 
     # -- the plan: row indices only, no reads -------------------------------------------
     def set_epoch(self, epoch: int, start_batch: int = 0, epochs: int | None = 1) -> None:
@@ -117,7 +118,7 @@ class CacheBatches(IterableDataset):
         readers = self.world * self._readers()
         me = self.rank * self._readers() + worker
         order = np.random.default_rng([self.seed, epoch]).permutation(len(self.blocks))
-        mine = np.asarray(self.blocks, np.int64)[order[me::readers]]
+        mine = self.blocks[order[me::readers]]
         rng = np.random.default_rng([self.seed, epoch, me])
         n = len(self.valid)
         rows = mine[:, None] + np.arange(self.block_rows)  # [blocks, block_rows]
@@ -170,7 +171,7 @@ class CacheBatches(IterableDataset):
         data = array[start:stop]
         return _Block(len(data), [data], array.shape[1:], array.dtype)
 
-    def _arrays(self):
+    def _arrays(self) -> dict:
         """The zarr arrays, opened once per process (DataLoader workers open their own)."""
         import zarr
 
@@ -178,6 +179,7 @@ class CacheBatches(IterableDataset):
             arrays = {f.name: zarr.open_group(str(f.store), mode="r")[f.array] for f in self.fields}
             self._opened, self._verified, self._mapped = (os.getpid(), arrays), set(), {}
             self._keeps_mapped = {name: maps_rows(a) for name, a in arrays.items()}
+            self._row_types = {name: (a.shape[1:], a.dtype) for name, a in arrays.items()}
         return self._opened[1]
 
     def _epochs(self):
@@ -194,38 +196,44 @@ class CacheBatches(IterableDataset):
         if not batches:
             return
         arrays = self._arrays()  # opened in the worker process
-        # Per-batch bookkeeping in Python ints: numpy calls on 8-row arrays (np.unique, row
-        # arithmetic) were a visible share of a batch's time (measured).
-        br = self.block_rows
+        # Per-batch bookkeeping in Python ints and lists: on small rows it is a visible share
+        # of a batch's time next to the copies (measured: numpy calls on 8-row index arrays,
+        # per-row method calls).
+        br, n = self.block_rows, len(self.valid)
         plan = [(rows, rows.tolist()) for rows in batches]
-        left: dict[int, int] = {}  # block start -> rows still to yield from it
-        for _, rl in plan:
-            for r in rl:
-                left[r - r % br] = left.get(r - r % br, 0) + 1
-        loaded: dict[int, dict[str, _Block]] = {}
-        shapes = {name: (a.shape[1:], a.dtype) for name, a in arrays.items()}
-        n = len(self.valid)
+        # blocks read through zarr are dropped once their last row is yielded; mapped shards
+        # stay open for the next epoch (page cache only), so they need no counting
+        left: dict[int, int] | None = None
+        if not all(self._keeps_mapped.values()):
+            left = {}  # block start -> rows still to yield from it
+            for _, rl in plan:
+                for r in rl:
+                    left[r - r % br] = left.get(r - r % br, 0) + 1
+        loaded: dict[int, dict[str, list[np.ndarray]]] = {}  # block start -> field -> rows
         for k, (rows, rl) in enumerate(plan, start=skip):
             owners = [r - r % br for r in rl]
             for s in owners:
                 if s not in loaded:
                     stop = min(s + br, n)
-                    loaded[s] = {name: self._read(name, a, s, stop) for name, a in arrays.items()}
+                    loaded[s] = {
+                        name: self._read(name, a, s, stop).rows for name, a in arrays.items()
+                    }
             batch = {}
-            for name, (row_shape, dtype) in shapes.items():
+            for name, (row_shape, dtype) in self._row_types.items():
                 out = np.empty((len(rl), *row_shape), dtype)
                 for i, (r, s) in enumerate(zip(rl, owners, strict=True)):
                     # the one copy of each row (a Python loop of row copies beats np.take
-                    # over a strided view of the shard, measured)
-                    out[i] = loaded[s][name].row(r - s)
+                    # over a strided view of the shard and np.stack, measured)
+                    out[i] = loaded[s][name][r - s]
                 batch[name] = out
             batch["row"] = rows.copy()
             batch["epoch"] = np.int64(epoch)
             batch["index"] = np.int64(k * readers + worker)  # position in the epoch
-            for s in owners:
-                left[s] -= 1
-                if not left[s]:
-                    loaded.pop(s, None)
+            if left is not None:
+                for s in owners:
+                    left[s] -= 1
+                    if not left[s]:
+                        loaded.pop(s, None)
             yield batch
 
     def _assignment(self, epoch: int, slot: int) -> tuple[int, int]:

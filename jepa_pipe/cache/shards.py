@@ -128,6 +128,12 @@ def maps_rows(array: zarr.Array) -> bool:
     return layout is not None and layout["zstd"] is None
 
 
+def compressed(array: zarr.Array) -> bool:
+    """True when the array's chunks are zstd-compressed in a layout this module reads."""
+    layout = _layout(array)
+    return layout is not None and layout["zstd"] is not None
+
+
 def shard_chunks(array: zarr.Array, shard: int, verify: bool = True) -> tuple[int, list]:
     """Shard `shard` of `array` as (chunk_rows, chunks): each chunk an array of chunk_rows
     rows (the last may be cut at the array's end) or None where never written (fill value).
