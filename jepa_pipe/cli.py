@@ -182,8 +182,11 @@ def _train(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     exp = cfg.get("experiments", {}).get(args.experiment, {})
-    if exp.get("system") in VL_SYSTEMS:  # a VL-JEPA predictor (caches only, no resume)
-        print(json.dumps(train_vl(cfg, args.experiment, progress=not args.no_progress)))
+    if exp.get("system") in VL_SYSTEMS:  # a VL-JEPA predictor (caches only)
+        summary = train_vl(
+            cfg, args.experiment, progress=not args.no_progress, until_step=args.until_step
+        )
+        print(json.dumps(summary))
         return 0
     from jepa_pipe.train.loop import train
 

@@ -535,3 +535,39 @@ def test_ablations_verb_trains_and_scores_the_grid(coco):
     assert set(report["runs"][0]["val_masked_loss"]) == {"matched", "shuffled", "none"}
     assert set(report["runs"][1]["val_masked_loss"]) == {"none"}
     assert out.with_suffix(".png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("which", ["charades", "coco"])
+def test_vl_training_resumed_from_a_checkpoint_replays_the_uninterrupted_run(
+    which, request, tmp_path
+):
+    import pyarrow.parquet as pq
+
+    from jepa_pipe.train.loop import load_checkpoint
+    from jepa_pipe.train.vl import VLError, train_vl
+
+    _, config = request.getfixturevalue(which)
+    cfg = yaml.safe_load(Path(config).read_text())
+    name = next(iter(cfg["experiments"]))
+    cfg["experiments"][name].update(steps=7, checkpoint_every=2)
+    whole = train_vl(cfg, name, runs=tmp_path / "whole")
+    # stopped at step 3 (checkpoints at 2 and 3), then the same command again
+    part = train_vl(cfg, name, runs=tmp_path / "resumed", until_step=3)
+    assert part["stopped_at"] == 3
+    assert not (tmp_path / "resumed" / name / "predictor.pt").exists()
+    assert load_checkpoint(tmp_path / "resumed" / name / "checkpoints/last.pt")["step"] == 3
+    resumed = train_vl(cfg, name, runs=tmp_path / "resumed")
+    assert resumed == whole
+    a = load_checkpoint(tmp_path / "whole" / name / "predictor.pt")["state"]
+    b = load_checkpoint(tmp_path / "resumed" / name / "predictor.pt")["state"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    losses = [
+        pq.read_table(tmp_path / run / name / "metrics.parquet").column("loss").to_pylist()
+        for run in ("whole", "resumed")
+    ]
+    assert len(losses[0]) == 7 and losses[0] == losses[1]
+    # other settings are refused, naming the key, and the checkpoint is kept
+    cfg["experiments"][name]["optim"] = {"lr": 5e-4}
+    with pytest.raises(VLError, match="different settings \\(optim\\)"):
+        train_vl(cfg, name, runs=tmp_path / "resumed")
+    assert (tmp_path / "resumed" / name / "checkpoints/last.pt").is_file()

@@ -127,8 +127,8 @@ def _save(obj: dict, path: Path) -> None:
     os.replace(tmp, path)  # a kill mid-save never leaves a half checkpoint
 
 
-def _write_metrics(rows: list[dict], path: Path) -> None:
-    table = pa.Table.from_pylist(rows, schema=METRIC_SCHEMA)
+def _write_metrics(rows: list[dict], path: Path, schema: pa.Schema | None = None) -> None:
+    table = pa.Table.from_pylist(rows, schema=schema or METRIC_SCHEMA)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     pq.write_table(table, tmp)
     os.replace(tmp, path)

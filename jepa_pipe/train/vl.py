@@ -2,16 +2,19 @@
 
 - ``vljepa_video`` (Charades-STA): per training query, its ground-truth window's cached
   segment features and the query's cached MiniLM embedding. Every query is scored against
-  every window of the batch (the ground-truth windows and one random same-video window per
-  query that overlaps its moment little), ``score = cos(predictor(window, query),
-  target_text) / T``, and the loss is bidirectional InfoNCE over that score matrix.
+  every window of the batch (the ground-truth windows and ``windows.negatives`` random
+  same-video windows per query that overlap its moment little),
+  ``score = cos(predictor(window, query), target_text) / T``, and the loss is bidirectional
+  InfoNCE over that score matrix.
   The target text is the query sentence itself, so a predictor that copied its query input
   would score every window alike: the loss is low only when the window decides the score.
 - ``vljepa_image`` (COCO): random patch masking of the cached ViT tokens; the predictor sees
   the visible patches, the caption's cached BERT tokens (when ``text_conditioning``) and mask
   tokens, and predicts the masked patches' cached latents (cosine / L1 / MSE).
 
-Outputs: runs/{experiment}/predictor.pt, metrics.parquet, summary.json, config.yaml.
+Outputs: runs/{experiment}/predictor.pt, metrics.parquet, summary.json, config.yaml, and
+checkpoints/last.pt every ``checkpoint_every`` steps: a rerun resumes from it and replays the
+uninterrupted run (same batches, negatives and masks; bitwise on CPU).
 """
 
 from __future__ import annotations
@@ -71,6 +74,7 @@ VL_DEFAULTS = {
 COMMON = {
     "optim": {"lr": 1e-4, "weight_decay": 0.01, "warmup_steps": 0, "grad_clip": 1.0},
     "epochs": 1,
+    "checkpoint_every": 1000,
     "seed": 0,
     "splits": ["train"],
     "device": "auto",
@@ -419,13 +423,23 @@ METRICS = pa.schema(
 )
 
 
-def train_vl(cfg: dict, name: str, progress: bool = False, runs: Path | None = None) -> dict:
-    """Train a VL-JEPA predictor from the caches; writes runs/{name}/predictor.pt."""
-    from jepa_pipe.train.loop import _param_groups, _save, check_finite, lr_at
+def train_vl(
+    cfg: dict,
+    name: str,
+    progress: bool = False,
+    runs: Path | None = None,
+    until_step: int | None = None,
+) -> dict:
+    """Train a VL-JEPA predictor from the caches; writes runs/{name}/predictor.pt. Resumes
+    from runs/{name}/checkpoints/last.pt when it exists; ``until_step`` stops early (after a
+    checkpoint) without writing predictor.pt."""
+    from jepa_pipe.models.vl import load_trainable_state, trainable_state
+    from jepa_pipe.train.loop import _param_groups, _save, _write_metrics, check_finite, lr_at
 
     exp = resolve_vl_experiment(cfg, name)
     run_dir = Path(runs or cfg["paths"]["runs"]) / name
-    run_dir.mkdir(parents=True, exist_ok=True)
+    last = run_dir / "checkpoints" / "last.pt"
+    last.parent.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(exp["seed"])
     rng = np.random.default_rng(exp["seed"])
     device = pick_device(exp["device"])
@@ -458,12 +472,42 @@ def train_vl(cfg: dict, name: str, progress: bool = False, runs: Path | None = N
     batch = min(exp["batch_size"], len(items))
     per_epoch = len(items) // batch
     total = exp.get("steps") or max(1, math.ceil(exp["epochs"] * per_epoch))
+    stop = min(total, until_step) if until_step else total
     metrics, step, epoch = [], 0, 0
     order = rng.permutation(len(items))
+    if last.is_file():  # resume: everything the next step draws from is in the checkpoint
+        state = load_checkpoint_for(last, exp, data.provenance)
+        load_trainable_state(predictor, state["state"])
+        opt.load_state_dict(state["optimizer"])
+        step, epoch, order = state["step"], state["epoch"], state["order"].numpy()
+        rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        if (run_dir / "metrics.parquet").is_file():  # may run ahead of the checkpoint: trim
+            old = pq.read_table(run_dir / "metrics.parquet").to_pylist()
+            metrics = [m for m in old if m["step"] < step]
+        log.info("resumed %s at step %d (epoch %d)", name, step, epoch)
+
+    def save() -> None:
+        # metrics first: a kill between the two writes leaves them ahead of the checkpoint,
+        # which resume trims
+        _write_metrics(metrics, run_dir / "metrics.parquet", METRICS)
+        state = {
+            "experiment": exp,
+            "caches": data.provenance,
+            "state": trainable_state(predictor),
+            "optimizer": opt.state_dict(),
+            "step": step,
+            "epoch": epoch,
+            "order": torch.from_numpy(order),
+            "rng": rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+        }
+        _save(state, last)
+
     from tqdm import tqdm
 
-    bar = tqdm(total=total, disable=not progress, desc=name)
-    while step < total:
+    bar = tqdm(total=total, initial=step, disable=not progress, desc=name)
+    while step < stop:
         if (step - epoch * per_epoch) >= per_epoch:
             epoch, order = epoch + 1, rng.permutation(len(items))
         pos = (step - epoch * per_epoch) * batch
@@ -505,28 +549,51 @@ def train_vl(cfg: dict, name: str, progress: bool = False, runs: Path | None = N
         )
         step += 1
         bar.update(1)
+        if step % exp["checkpoint_every"] == 0 or step == stop:
+            save()
     bar.close()
-    from jepa_pipe.models.vl import trainable_state
-
+    if step < total:  # stopped early on purpose; rerun to finish
+        return {"experiment": name, "system": exp["system"], "steps": total, "stopped_at": step}
     resolved = {"experiment": exp, "dims": dims, "caches": data.provenance}
     _save({"state": trainable_state(predictor.cpu()), **resolved}, run_dir / "predictor.pt")
-    pq.write_table(pa.Table.from_pylist(metrics, schema=METRICS), run_dir / "metrics.parquet")
+    _write_metrics(metrics, run_dir / "metrics.parquet", METRICS)
     (run_dir / "config.yaml").write_text(
         yaml.safe_dump(json.loads(json.dumps({**resolved, "config": cfg})), sort_keys=False)
     )
     first = float(np.mean([m["loss"] for m in metrics[: max(1, len(metrics) // 10)]]))
-    last = float(np.mean([m["loss"] for m in metrics[-max(1, len(metrics) // 10) :]]))
+    last_loss = float(np.mean([m["loss"] for m in metrics[-max(1, len(metrics) // 10) :]]))
     summary = {
         "experiment": name,
         "system": exp["system"],
         "steps": total,
         "items": len(items),
         "first_loss": first,
-        "last_loss": last,
+        "last_loss": last_loss,
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
-    log.info("%s: %d steps, loss %.4f -> %.4f", name, total, first, last)
+    log.info("%s: %d steps, loss %.4f -> %.4f", name, total, first, last_loss)
     return summary
+
+
+def load_checkpoint_for(path: Path, exp: dict, caches: dict) -> dict:
+    """A VL training checkpoint, refused when it was trained with other settings or caches."""
+    from jepa_pipe.train.loop import load_checkpoint
+    from jepa_pipe.train.recipe import same_training
+
+    state = load_checkpoint(path)
+    diff = same_training(state["experiment"], exp)
+    if diff:
+        raise VLError(
+            f"{path} was trained with different settings ({', '.join(diff)}); resume with the "
+            f"same config, or move {path.parent.parent} away to start over"
+        )
+    if state["caches"] != caches:
+        raise VLError(
+            f"{path} was trained on other caches than {exp['dataset']}/{{{exp['teacher']},"
+            f"{exp['text_teacher']}}} are now (a cache was rebuilt); move "
+            f"{path.parent.parent} away to train on the new caches"
+        )
+    return state
 
 
 def load_predictor(path: str | Path):
