@@ -155,3 +155,27 @@ def test_bench_loader_repeat_reads_each_whole_shard_repeat_times(stores):
     for b in CacheBatches(tiled, batch_size=4):  # row r of the copy holds row r % 48's bytes
         assert np.array_equal(b["tokens"][:, 0].astype(int), b["row"] % 48)
         assert np.array_equal(b["frames"][:, 0].astype(int), (b["row"] % 48 * 4) % 256)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_row_reader_gathers_rows_in_any_order_like_numpy(tmp_path, compress):
+    from jepa_pipe.cache.loader import RowReader
+
+    data = np.random.default_rng(0).standard_normal((N, 3, 5)).astype(np.float16)
+    group = create_store(
+        tmp_path / "t.zarr",
+        "teacher",
+        {"tokens": (data.shape, "float16", compress)},
+        shard_size=8,
+        provenance={},
+    )
+    from jepa_pipe.cache.shards import write_shard
+
+    for shard in range(-(-N // 8)):
+        write_shard(group["tokens"], shard, data[shard * 8 : shard * 8 + 8])
+    reader = RowReader(tmp_path / "t.zarr", "tokens", keep_compressed=2)
+    assert reader.shape == data.shape and len(reader) == N
+    for rows in ([49, 0, 17, 17, 8], np.array([[3, 40], [-1, 9]]), []):
+        assert np.array_equal(reader[rows], data[np.asarray(rows, np.int64)])
+    with pytest.raises(IndexError, match=r"row 50 of .*t\.zarr/tokens \(50 rows\)"):
+        reader[[50]]

@@ -271,6 +271,52 @@ class CacheBatches(IterableDataset):
                         its.remove(it)
 
 
+class RowReader:
+    """Rows of one cache array by index, in any order, without reading the array into memory
+    (``reader[rows]`` -> [len(rows), ...], the stored dtype). Uncompressed shards are
+    memory-mapped on first use (checksums verified then) and kept, which costs page cache
+    only; zstd shards are decoded and the last ``keep_compressed`` kept."""
+
+    def __init__(self, store: str | os.PathLike, array: str, keep_compressed: int = 8):
+        import zarr
+
+        self.store, self.array_name = Path(store), array
+        self._array = zarr.open_group(str(store), mode="r")[array]
+        self.shape, self.dtype = self._array.shape, self._array.dtype
+        self._shard = self._array.shards[0] if self._array.shards else self._array.chunks[0]
+        self._maps = maps_rows(self._array)
+        self._keep = keep_compressed
+        self._blocks: dict[int, list[np.ndarray]] = {}  # shard -> row views
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _rows_of(self, shard: int) -> list[np.ndarray]:
+        rows = self._blocks.get(shard)
+        if rows is None:
+            if self._array.shards:
+                chunk_rows, chunks = shard_chunks(self._array, shard)
+            else:  # not sharded: one zarr read of the chunk
+                start = shard * self._shard
+                chunk_rows, chunks = self._shard, [self._array[start : start + self._shard]]
+            rows = _Block(chunk_rows, chunks, self.shape[1:], self.dtype).rows
+            if not self._maps and len(self._blocks) >= self._keep:
+                self._blocks.pop(next(iter(self._blocks)))  # the oldest decoded shard
+            self._blocks[shard] = rows
+        return rows
+
+    def __getitem__(self, rows) -> np.ndarray:
+        index = np.asarray(rows, np.int64).reshape(-1).tolist()
+        out = np.empty((len(index), *self.shape[1:]), self.dtype)
+        n, k = self.shape[0], self._shard
+        for i, r in enumerate(index):
+            if not -n <= r < n:
+                raise IndexError(f"row {r} of {self.store}/{self.array_name} ({n} rows)")
+            r %= n
+            out[i] = self._rows_of(r // k)[r % k]
+        return out.reshape(*np.shape(rows), *self.shape[1:])
+
+
 def loader(dataset: CacheBatches, workers: int | None = None) -> torch.utils.data.DataLoader:
     """A DataLoader that prefetches batches in ``dataset.workers`` processes (batches are built
     by the dataset; numpy arrays become tensors)."""

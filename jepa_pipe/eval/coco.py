@@ -36,7 +36,7 @@ def _splits(cfg: dict, exp: dict) -> dict:
 @torch.no_grad()
 def predictor_features(predictor, data, rows: np.ndarray, batch: int = 256) -> np.ndarray:
     out = [
-        predictor.features(torch.from_numpy(data.tokens[rows[i : i + batch]])).numpy()
+        predictor.features(torch.from_numpy(data.tokens[rows[i : i + batch]]).float()).numpy()
         for i in range(0, len(rows), batch)
     ]
     return np.concatenate(out)

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 import yaml
 
 from jepa_pipe import JepaPipeError, get_logger
+from jepa_pipe.cache.loader import RowReader
 from jepa_pipe.cache.store import file_sha256, open_store, store_meta, store_path
 from jepa_pipe.losses import info_nce_scores, token_loss
 from jepa_pipe.train.recipe import merge_settings
@@ -299,11 +300,13 @@ def moment_scores(
 # ----------------------------------------------------------------------------- image data
 @dataclass
 class PatchData:
-    tokens: np.ndarray  # float32 [N, L, Dp] patch tokens
+    # token arrays are read by row from the mapped cache shards (COCO train2017's ViT-B
+    # tokens are ~35 GB in float16): index them with row arrays, then cast
+    tokens: RowReader  # float16 [N, L, Dp] patch tokens
     valid: np.ndarray  # bool [N]
     grid: tuple[int, int]
-    text_tokens: np.ndarray  # float32 [M, Lt, Dt]
-    text_valid: np.ndarray  # bool [M, Lt]
+    text_tokens: RowReader  # float16 [M, Lt, Dt]
+    text_valid: RowReader  # bool [M, Lt]
     text_pooled: np.ndarray  # float32 [M, Dt] sentence vectors
     text_row: np.ndarray  # int [M]
     splits: np.ndarray  # str [N]
@@ -335,13 +338,14 @@ def load_patch_data(cfg: dict, exp: dict) -> PatchData:
     if grid[0] != 1:
         raise VLError(f"{exp['teacher']}: token grid {grid} is not an image grid (1, H', W')")
     table = read_manifest(manifest)
-    tt, tv = text["tokens"][:].astype(np.float32), text["token_valid"][:]
+    teacher_path = store_path(cache, dataset, exp["teacher"])
+    text_path = store_path(cache, dataset, exp["text_teacher"])
     return PatchData(
-        tokens=teacher["tokens"][:].astype(np.float32),
+        tokens=RowReader(teacher_path, "tokens"),
         valid=teacher["valid"][:],
         grid=(int(grid[1]), int(grid[2])),
-        text_tokens=tt,
-        text_valid=tv,
+        text_tokens=RowReader(text_path, "tokens"),
+        text_valid=RowReader(text_path, "token_valid"),
         text_pooled=text["text"][:].astype(np.float32),
         text_row=text["text_row"][:],
         splits=np.asarray(table.column("split").to_pylist()),
@@ -379,10 +383,10 @@ def patch_batch(
     if caption is None:
         caption = np.array([rng.choice(c) for c in data.captions(rows)])
     return (
-        torch.from_numpy(data.tokens[rows]),
+        torch.from_numpy(data.tokens[rows]).float(),
         context,
         target,
-        torch.from_numpy(data.text_tokens[caption]),
+        torch.from_numpy(data.text_tokens[caption]).float(),
         torch.from_numpy(data.text_valid[caption]),
     )
 
