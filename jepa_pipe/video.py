@@ -102,8 +102,8 @@ Window = tuple[float, float] | None  # (start, end) seconds of a trimmed clip or
 
 
 def _decord_frames(
-    path: str, s: ClipSampling, window: Window = None
-) -> tuple[np.ndarray, np.ndarray, float, int]:
+    path: str, s: ClipSampling, windows: list[Window]
+) -> tuple[list[np.ndarray], list[np.ndarray], float, int]:
     import decord
 
     # Full-size decode, then resize here: decord's own width/height scaling was measured
@@ -111,14 +111,16 @@ def _decord_frames(
     # check failure) and differs from the PyAV path by up to 21 levels.
     vr = decord.VideoReader(path, num_threads=1)
     n, fps = len(vr), float(vr.get_avg_fps())
-    idx = clip_indices(n, fps, s, window)
-    frames = vr.get_batch(idx.reshape(-1).tolist()).asnumpy()
-    return frames, idx, fps, n
+    idx = [clip_indices(n, fps, s, w) for w in windows]
+    # one read of every frame any window samples (overlapping segments share frames)
+    wanted = np.unique(np.concatenate([i.reshape(-1) for i in idx]))
+    frames = vr.get_batch(wanted.tolist()).asnumpy()
+    return [frames[np.searchsorted(wanted, i.reshape(-1))] for i in idx], idx, fps, n
 
 
 def _pyav_frames(
-    path: str, s: ClipSampling, window: Window = None
-) -> tuple[np.ndarray, np.ndarray, float, int]:
+    path: str, s: ClipSampling, windows: list[Window]
+) -> tuple[list[np.ndarray], list[np.ndarray], float, int]:
     with av.open(path) as container:
         stream = container.streams.video[0]
         # the frame count is known only after decoding; keep the decoded (YUV) frames and
@@ -127,9 +129,11 @@ def _pyav_frames(
         fps = float(stream.average_rate or stream.guessed_rate or 25)
     if not decoded:
         raise DecodeError("no video frames decoded")
-    idx = clip_indices(len(decoded), fps, s, window)
-    picked = {i: decoded[i].to_ndarray(format="rgb24") for i in np.unique(idx)}
-    return np.stack([picked[i] for i in idx.reshape(-1)]), idx, fps, len(decoded)
+    idx = [clip_indices(len(decoded), fps, s, w) for w in windows]
+    wanted = np.unique(np.concatenate([i.reshape(-1) for i in idx]))
+    picked = {i: decoded[i].to_ndarray(format="rgb24") for i in wanted.tolist()}
+    frames = [np.stack([picked[i] for i in ix.reshape(-1).tolist()]) for ix in idx]
+    return frames, idx, fps, len(decoded)
 
 
 def decode_clip(
@@ -138,21 +142,32 @@ def decode_clip(
     """Decode the sampled views of one file (of its ``window`` in seconds, when given):
     frames [V, T, S, S, 3] uint8, indices [V, T], crop boxes [V, 4]; V = num_clips x spatial
     views (clip-major)."""
+    return decode_clips(path, s, [window], backend)[0]
+
+
+def decode_clips(
+    path: str, s: ClipSampling, windows: list[Window], backend: Backend = "auto"
+) -> list[dict]:
+    """``decode_clip`` for several windows of one file, opened and decoded once (each frame
+    that any window samples is read once): one result per window, equal to decode_clip's."""
     if not os.path.isfile(path):
         raise DecodeError(f"file not found: {path}")
     if os.path.getsize(path) == 0:
         raise DecodeError("zero-byte file")
     if path.lower().endswith(IMAGE_EXTENSIONS):
-        return decode_image(path, s)
+        return [decode_image(path, s) for _ in windows]
     errors = []
     for name, fn in (("decord", _decord_frames), ("pyav", _pyav_frames)):
         if backend not in ("auto", name):
             continue
         try:
-            frames, idx, fps, n = fn(path, s, window)
-            resized = resize_short_side(frames, s.size)  # [K*T, H', W', 3]
-            resized = resized.reshape(*idx.shape, *resized.shape[1:])  # [K, T, H', W', 3]
-            return {**_views(resized, idx, s), "fps": fps, "num_frames": n, "backend": name}
+            frames, idx, fps, n = fn(path, s, windows)
+            out = []
+            for clip, ix in zip(frames, idx, strict=True):
+                resized = resize_short_side(clip, s.size)  # [K*T, H', W', 3]
+                resized = resized.reshape(*ix.shape, *resized.shape[1:])  # [K, T, H', W', 3]
+                out.append({**_views(resized, ix, s), "fps": fps, "num_frames": n, "backend": name})
+            return out
         except Exception as e:  # any decoder failure becomes a reason, never a crash
             errors.append(f"{name}: {type(e).__name__}: {str(e).strip()[:200]}")
     raise DecodeError("; ".join(errors) or f"no backend {backend!r}")

@@ -11,7 +11,7 @@ import pytest
 from decoders import crash_on_marked, hang_on_marked
 
 from jepa_pipe.sampling import ClipSampling, DecodeError, clip_indices
-from jepa_pipe.video import DecodePool, decode_clip, resize_center_crop
+from jepa_pipe.video import DecodePool, decode_clip, decode_clips, resize_center_crop
 
 from conftest import write
 
@@ -68,6 +68,20 @@ def test_real_h264_decord_matches_pyav_on_same_indices(path):
     assert a["frames"].shape == (1, 8, 48, 48, 3)
     assert np.array_equal(a["indices"], b["indices"])
     assert np.abs(a["frames"].astype(int) - b["frames"]).max() <= 2
+
+
+@pytest.mark.parametrize("backend", ["decord", "pyav"])
+def test_several_windows_of_one_file_decode_as_each_window_alone(backend):
+    # overlapping windows (shared frames), one past the end (clamped), the whole file
+    s = ClipSampling(frames_per_clip=4, frame_step=None, fps=4.0, size=32)
+    windows = [(0.0, 2.0), (1.0, 3.0), (2.5, 4.5), (100.0, 102.0), None]
+    together = decode_clips(str(REAL[0]), s, windows, backend)
+    assert len(together) == len(windows)
+    for got, window in zip(together, windows, strict=True):
+        alone = decode_clip(str(REAL[0]), s, backend, window=window)
+        assert np.array_equal(got["indices"], alone["indices"])
+        assert np.array_equal(got["frames"], alone["frames"])
+    assert together[0]["indices"].max() < together[2]["indices"].min()  # windows differ
 
 
 def corrupt_files(tmp_path: Path) -> dict[str, Path]:

@@ -145,7 +145,7 @@ def infer_segments(cfg: dict, exp: dict, video: Path, cache_dir: Path) -> tuple[
             return {k: z[k] for k in z.files}, True
     from jepa_pipe.cache.build import load_configured_teacher, plan_from_config, teacher_weights
     from jepa_pipe.cache.segments import segment_starts
-    from jepa_pipe.video import decode_clip, probe_video
+    from jepa_pipe.video import decode_clips, probe_video
 
     plan = plan_from_config(cfg, exp["dataset"])
     decode = cfg["datasets"][exp["dataset"]]["decode"]
@@ -153,12 +153,8 @@ def infer_segments(cfg: dict, exp: dict, video: Path, cache_dir: Path) -> tuple[
     stride = decode.get("segment_stride", length)
     duration = probe_video(str(video))["duration_s"]
     starts = segment_starts(duration, length, stride)
-    clips = np.stack(
-        [
-            decode_clip(str(video), plan.sampling, window=(s, s + length))["frames"][0]
-            for s in starts
-        ]
-    )
+    windows = [(float(s), float(s) + length) for s in starts]
+    clips = np.stack([c["frames"][0] for c in decode_clips(str(video), plan.sampling, windows)])
     tcfg = {**cfg["teachers"][exp["teacher"]], "weights": teacher_weights(cfg, exp["teacher"])}
     teacher = load_configured_teacher(tcfg, plan.device)
     from jepa_pipe.cache import projection
