@@ -571,3 +571,19 @@ def test_vl_training_resumed_from_a_checkpoint_replays_the_uninterrupted_run(
     with pytest.raises(VLError, match="different settings \\(optim\\)"):
         train_vl(cfg, name, runs=tmp_path / "resumed")
     assert (tmp_path / "resumed" / name / "checkpoints/last.pt").is_file()
+
+
+def test_bench_infer_reports_cold_and_warm_latency_and_segment_decoding(charades, tmp_path):
+    from jepa_pipe.bench import bench_infer
+    from jepa_pipe.train.vl import train_vl
+
+    _, config = charades
+    cfg = yaml.safe_load(Path(config).read_text())
+    cfg["paths"]["runs"] = str(tmp_path / "runs")
+    cfg["experiments"]["vl"]["steps"] = 2
+    train_vl(cfg, "vl")
+    result = bench_infer(cfg, "vl", repeats=1)
+    assert result["segments"] > 1
+    assert result["cold_ms"] > result["warm_seen_query_ms"] > 0
+    decode = result["segment_decode_ms"]
+    assert decode["one_open"] > 0 and decode["open_per_segment"] > 0
