@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -139,6 +139,8 @@ class MomentData:
     text: np.ndarray  # float32 [M, Dt] query embeddings
     queries: list[dict]  # per text: video_row, split, start, end, text index, sentence
     provenance: dict
+    # per (query moment, window settings): candidate windows, the negatives' pool, IoU order
+    negative_pools: dict = field(default_factory=dict)
 
     def window_rows(self, video_row: int, window: tuple[float, float]) -> np.ndarray:
         from jepa_pipe.cache.segments import covering
@@ -270,14 +272,17 @@ def negative_windows(
     from jepa_pipe.eval.metrics import temporal_iou
     from jepa_pipe.eval.moments import candidate_windows
 
-    windows = candidate_windows(data.durations[q["video_row"]], w["lengths_s"], w["stride_s"])
-    ious = np.array([temporal_iou(tuple(x), (q["start"], q["end"])) for x in windows])
-    pool = np.flatnonzero(ious < w["negative_iou"])
+    key = (q["video_row"], q["start"], q["end"], *map(str, (w["lengths_s"], w["stride_s"])))
+    key += (w["negative_iou"],)
+    if key not in data.negative_pools:  # the same for every step: computed once per query
+        video = data.durations[q["video_row"]]
+        windows = candidate_windows(video, w["lengths_s"], w["stride_s"])
+        ious = np.array([temporal_iou(tuple(x), (q["start"], q["end"])) for x in windows])
+        pool = np.flatnonzero(ious < w["negative_iou"])
+        data.negative_pools[key] = (windows, pool, np.argsort(ious, kind="stable"))
+    windows, pool, by_iou = data.negative_pools[key]
     k = w["negatives"]
-    if len(pool) >= k:
-        picks = rng.choice(pool, size=k, replace=False)
-    else:
-        picks = np.argsort(ious, kind="stable")[:k]
+    picks = rng.choice(pool, size=k, replace=False) if len(pool) >= k else by_iou[:k]
     return [(float(windows[i][0]), float(windows[i][1])) for i in picks]
 
 
