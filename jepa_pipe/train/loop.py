@@ -149,14 +149,14 @@ METRIC_SCHEMA = pa.schema(
 )
 
 
-def _device(exp: dict, dist: Distributed) -> torch.device:
-    want = exp["device"]
+def pick_device(want: str, local_rank: int = 0) -> torch.device:
+    """The device a training run asked for (auto: the GPU of this rank when there is one)."""
     if want == "auto":
         want = "cuda" if torch.cuda.is_available() else "cpu"
     if want == "cuda":
         if not torch.cuda.is_available():
             raise TrainingError("device: cuda was asked for but torch sees no GPU")
-        return torch.device("cuda", dist.local_rank)
+        return torch.device("cuda", local_rank)
     return torch.device("cpu")
 
 
@@ -179,7 +179,7 @@ class Trainer:
         if dist.world > 1 and not torch.distributed.is_initialized():
             backend = "nccl" if exp["device"] != "cpu" and torch.cuda.is_available() else "gloo"
             torch.distributed.init_process_group(backend)
-        self.device = _device(exp, dist)
+        self.device = pick_device(exp["device"], dist.local_rank)
         self.run_dir = Path(runs or cfg["paths"]["runs"]) / name
         self.last = self.run_dir / "checkpoints" / "last.pt"
         ds = exp["dataset"]

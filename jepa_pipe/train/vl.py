@@ -117,14 +117,6 @@ def resolve_vl_experiment(cfg: dict, name: str) -> dict:
     return out
 
 
-def pick_device(want: str) -> torch.device:
-    if want == "auto":
-        want = "cuda" if torch.cuda.is_available() else "cpu"
-    if want == "cuda" and not torch.cuda.is_available():
-        raise VLError("device: cuda was asked for but torch sees no GPU")
-    return torch.device(want)
-
-
 # ----------------------------------------------------------------------------- video data
 @dataclass
 class MomentData:
@@ -443,7 +435,14 @@ def train_vl(
     from runs/{name}/checkpoints/last.pt when it exists; ``until_step`` stops early (after a
     checkpoint) without writing predictor.pt."""
     from jepa_pipe.models.vl import load_trainable_state, trainable_state
-    from jepa_pipe.train.loop import _param_groups, _save, _write_metrics, check_finite, lr_at
+    from jepa_pipe.train.loop import (
+        _param_groups,
+        _save,
+        _write_metrics,
+        check_finite,
+        lr_at,
+        pick_device,
+    )
 
     exp = resolve_vl_experiment(cfg, name)
     run_dir = Path(runs or cfg["paths"]["runs"]) / name
