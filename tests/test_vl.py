@@ -225,6 +225,33 @@ def test_segment_grid_features_pool_tokens_onto_a_coarse_grid(charades):
         segment_features(teacher, [3, 1, 1])
 
 
+def test_segment_grid_features_are_kept_beside_the_store_by_fingerprint(
+    charades, tmp_path, monkeypatch
+):
+    import shutil
+
+    import jepa_pipe.train.vl as vl
+    from jepa_pipe.cache.store import open_store, store_meta
+
+    root, _ = charades
+    store = tmp_path / "vjepa2_tiny.zarr"  # a copy: the fixture's cache stays as it is
+    shutil.copytree(root / "cache/charades_sta/vjepa2_tiny.zarr", store)
+    teacher = open_store(store)
+    first = vl.segment_features(teacher, [2, 1, 1], store, workers=2)
+    kept = list(tmp_path.glob("vjepa2_tiny.grid-2x1x1.*.npy"))
+    assert [k.name.split(".")[2] for k in kept] == [store_meta(teacher)["fingerprint"][:16]]
+    assert np.array_equal(np.load(kept[0]), first)
+    assert np.array_equal(first, vl.segment_features(teacher, [2, 1, 1]))  # same as not kept
+
+    def no_pass(*args):
+        raise AssertionError("tokens read again")
+
+    monkeypatch.setattr(vl, "_pool_block", no_pass)
+    assert np.array_equal(vl.segment_features(teacher, [2, 1, 1], store), first)
+    with pytest.raises(AssertionError, match="tokens read again"):  # another grid: a new pass
+        vl.segment_features(teacher, [1, 2, 1], store)
+
+
 @pytest.mark.parametrize("grid", [None, [2, 1, 1]])
 def test_infer_computes_segment_features_as_training_reads_them(
     charades, demo_root, tmp_path, grid

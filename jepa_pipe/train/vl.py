@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,22 +179,48 @@ def pool_tokens(tokens: np.ndarray, token_grid: list[int], grid: tuple[int, int,
     return x.mean(axis=(2, 4, 6)).reshape(b, -1)
 
 
-def segment_features(teacher, grid: list[int] | None) -> np.ndarray:
+def segment_features(
+    teacher, grid: list[int] | None, store: Path | None = None, workers: int | None = None
+) -> np.ndarray:
     """One vector per segment: the store's `pooled` (the mean of all tokens), or with
     ``grid`` (t, h, w) the tokens mean-pooled onto that coarse grid and concatenated
-    [S, t·h·w·D], which keeps where (and when) inside the segment something is. Read in
-    shard-sized row blocks (contiguous reads)."""
+    [S, t·h·w·D], which keeps where (and when) inside the segment something is.
+
+    The grid pass reads every token once (a V-JEPA 2-L Charades-STA cache is ~1.2 TB), in
+    shard-sized row blocks on dask's threads; with ``store`` (the teacher store's path) its
+    result is kept beside the store, named by the grid and the store's fingerprint, so later
+    jobs (training, evaluation, other experiments) read it back instead."""
     grid = grid_of(grid)
     if grid is None:
         return teacher["pooled"][:].astype(np.float32)
-    tokens = teacher["tokens"]
-    token_grid = store_meta(teacher)["token_grid"]
-    block = tokens.shards[0] if tokens.shards else tokens.chunks[0]
+    meta = store_meta(teacher)
+    kept = None
+    if store is not None:
+        cells = "x".join(map(str, grid))
+        kept = Path(store).with_name(
+            f"{Path(store).stem}.grid-{cells}.{meta['fingerprint'][:16]}.npy"
+        )
+        if kept.is_file():
+            return np.load(kept)
+    import dask
+
+    tokens, token_grid = teacher["tokens"], meta["token_grid"]
+    block, n = (tokens.shards or tokens.chunks)[0], tokens.shape[0]
     parts = [
-        pool_tokens(tokens[start : start + block], token_grid, grid)
-        for start in range(0, tokens.shape[0], block)
+        dask.delayed(_pool_block)(tokens, a, min(a + block, n), token_grid, grid)
+        for a in range(0, n, block)
     ]
-    return np.concatenate(parts)
+    with dask.config.set(scheduler="threads", num_workers=workers):
+        features = np.concatenate(dask.compute(*parts))
+    if kept is not None:
+        tmp = kept.with_name(f".{kept.name}.tmp-{os.getpid()}.npy")
+        np.save(tmp, features)
+        os.replace(tmp, kept)  # two jobs computing it at once write the same bytes
+    return features
+
+
+def _pool_block(tokens, start: int, stop: int, token_grid, grid) -> np.ndarray:
+    return pool_tokens(tokens[start:stop], token_grid, grid)
 
 
 def load_moment_data(cfg: dict, exp: dict) -> MomentData:
@@ -204,10 +231,8 @@ def load_moment_data(cfg: dict, exp: dict) -> MomentData:
     seg_path = segments_path(cfg["paths"]["manifests"], dataset)
     segs = read_segments(seg_path)
     # the teacher store must have been built over exactly this segment table
-    teacher = open_store(
-        store_path(cache, dataset, exp["teacher"]),
-        expect={"manifest_sha256": file_sha256(seg_path)},
-    )
+    teacher_path = store_path(cache, dataset, exp["teacher"])
+    teacher = open_store(teacher_path, expect={"manifest_sha256": file_sha256(seg_path)})
     video_manifest = manifest_path(cfg["paths"]["manifests"], dataset)
     text_store = open_store(
         store_path(cache, dataset, exp["text_teacher"]),
@@ -240,7 +265,7 @@ def load_moment_data(cfg: dict, exp: dict) -> MomentData:
             }
         )
     return MomentData(
-        segments=segment_features(teacher, exp.get("segment_grid")),
+        segments=segment_features(teacher, exp.get("segment_grid"), teacher_path),
         segment_valid=teacher["valid"][:],
         video_segments=per_video,
         segment_start=starts,
