@@ -41,6 +41,12 @@ LABELS = {
     "random": "random-init student",
     "random_windows": "random windows",
 }
+# the VL benchmarks compare a predictor, not a student
+PREDICTOR_LABELS = {
+    **LABELS,
+    "student": "trained predictor",
+    "random": "random-init predictor",
+}
 
 
 def _png(fig) -> str:
@@ -70,7 +76,9 @@ def loss_curves(runs: dict[str, Path]) -> str | None:
     return _png(fig)
 
 
-def _grouped_bars(ax, groups: list[str], values: dict[str, list[float]]) -> None:
+def _grouped_bars(
+    ax, groups: list[str], values: dict[str, list[float]], labels: dict[str, str] = LABELS
+) -> None:
     x = np.arange(len(groups))
     width = 0.8 / len(values)
     for i, (source, vals) in enumerate(values.items()):
@@ -78,7 +86,7 @@ def _grouped_bars(ax, groups: list[str], values: dict[str, list[float]]) -> None
             x + (i - (len(values) - 1) / 2) * width,
             vals,
             width,
-            label=LABELS[source],
+            label=labels[source],
             color=COLORS[source],
         )
         ax.bar_label(bars, fmt="%.0f", fontsize=7)
@@ -127,7 +135,7 @@ def moment_bars(results: dict[str, dict]) -> str | None:
     keys = ["R1@0.3", "R1@0.5", "R1@0.7", "R5@0.5", "mIoU"]
     for ax, e in zip(axes[0], exps, strict=True):
         srcs = results[e]["sources"]
-        _grouped_bars(ax, keys, {s: [srcs[s][k] for k in keys] for s in srcs})
+        _grouped_bars(ax, keys, {s: [srcs[s][k] for k in keys] for s in srcs}, PREDICTOR_LABELS)
         ax.set(title=f"{e}: Charades-STA moments", ylim=(0, 105), ylabel="%")
         ax.legend(fontsize=7)
     return _png(fig)
@@ -146,7 +154,8 @@ def coco_bars(results: dict[str, dict], ablations: dict[str, dict]) -> str | Non
     metrics = {"t2i R@1": lambda x: x["t2i"]["R1"], "i2t R@1": lambda x: x["i2t"]["R1"]}
     if all("top1" in x for x in srcs.values()):
         metrics["probe top-1"] = lambda x: x["top1"]
-    _grouped_bars(axes[0], list(metrics), {s: [f(srcs[s]) for f in metrics.values()] for s in srcs})
+    values = {s: [f(srcs[s]) for f in metrics.values()] for s in srcs}
+    _grouped_bars(axes[0], list(metrics), values, PREDICTOR_LABELS)
     axes[0].axhline(r["chance"]["R1"], color="k", ls="--", lw=0.8, label="retrieval chance")
     axes[0].set(title=f"{e}: COCO from caches", ylim=(0, 105), ylabel="%")
     axes[0].legend(fontsize=7)
