@@ -179,3 +179,27 @@ def test_row_reader_gathers_rows_in_any_order_like_numpy(tmp_path, compress):
         assert np.array_equal(reader[rows], data[np.asarray(rows, np.int64)])
     with pytest.raises(IndexError, match=r"row 50 of .*t\.zarr/tokens \(50 rows\)"):
         reader[[50]]
+
+
+def test_mapped_shards_are_bounded_per_process_and_batches_unchanged(stores):
+    import gc
+    from pathlib import Path
+
+    def mapped_files() -> int:  # the kernel's count of this process's shard mappings
+        gc.collect()
+        maps = Path("/proc/self/maps").read_text().splitlines()
+        return sum(str(stores[0].store.parent) in line for line in maps)
+
+    bounded = CacheBatches(stores, batch_size=4, seed=3, max_mapped=3)
+    bounded.set_epoch(0, epochs=2)
+    got = []
+    for batch in bounded:  # at every batch, at most 3 shard files stay mapped
+        assert len(bounded._mapped) <= 3 and mapped_files() <= 3
+        got.append(batch)
+    free = CacheBatches(stores, batch_size=4, seed=3)
+    free.set_epoch(0, epochs=2)
+    want = list(free)
+    assert len(free._mapped) == 2 * 7  # 7 shards of each of the 2 stores
+    assert len(got) == len(want) > 0
+    for a, b in zip(want, got, strict=True):
+        assert all(np.array_equal(a[k], b[k]) for k in ("row", "frames", "tokens"))

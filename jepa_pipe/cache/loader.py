@@ -22,6 +22,7 @@ Each batch row is copied once, from the block it lives in (a whole shard file re
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +71,7 @@ class CacheBatches(IterableDataset):
         workers: int = 0,
         rank: int = 0,
         world: int = 1,
+        max_mapped: int = 4096,
     ):
         self.fields, self.batch_size = list(fields), batch_size
         self.buffer_blocks, self.seed, self.drop_last = buffer_blocks, seed, drop_last
@@ -80,7 +82,11 @@ class CacheBatches(IterableDataset):
         # per process, keyed by (array name, block start): blocks whose checksums were
         # checked, and mapped uncompressed shards kept open across epochs
         self._verified: set = set()
-        self._mapped: dict = {}
+        # at most `max_mapped` shard mappings per process, least recently used dropped first:
+        # every mapping counts against the kernel's vm.max_map_count (65530 by default), which
+        # a Kinetics-sized store (40k shards of 16 rows per array) would otherwise exceed
+        self.max_mapped = max_mapped
+        self._mapped: OrderedDict = OrderedDict()
         self._keeps_mapped: dict[str, bool] = {}
         self._row_types: dict[str, tuple] = {}  # field -> (row shape, dtype)
         groups = {f.store: open_store(f.store) for f in self.fields}
@@ -156,6 +162,7 @@ class CacheBatches(IterableDataset):
         verified on its first read in this process), else a zarr read."""
         mapped = self._mapped.get((name, start))
         if mapped is not None:
+            self._mapped.move_to_end((name, start))
             return mapped
         rows = array.shards[0] if array.shards else None
         if rows and start % rows == 0 and stop - start <= rows:
@@ -167,6 +174,8 @@ class CacheBatches(IterableDataset):
             block = _Block(chunk_rows, chunks, array.shape[1:], array.dtype)
             if self._keeps_mapped[name]:  # views of the page cache: keep them for next epoch
                 self._mapped[key] = block
+                if len(self._mapped) > self.max_mapped:
+                    self._mapped.popitem(last=False)
             return block
         data = array[start:stop]
         return _Block(len(data), [data], array.shape[1:], array.dtype)
@@ -177,7 +186,7 @@ class CacheBatches(IterableDataset):
 
         if self._opened is None or self._opened[0] != os.getpid():
             arrays = {f.name: zarr.open_group(str(f.store), mode="r")[f.array] for f in self.fields}
-            self._opened, self._verified, self._mapped = (os.getpid(), arrays), set(), {}
+            self._opened, self._verified, self._mapped = (os.getpid(), arrays), set(), OrderedDict()
             self._keeps_mapped = {name: maps_rows(a) for name, a in arrays.items()}
             self._row_types = {name: (a.shape[1:], a.dtype) for name, a in arrays.items()}
         return self._opened[1]
@@ -202,7 +211,7 @@ class CacheBatches(IterableDataset):
         br, n = self.block_rows, len(self.valid)
         plan = [(rows, rows.tolist()) for rows in batches]
         # blocks read through zarr are dropped once their last row is yielded; mapped shards
-        # stay open for the next epoch (page cache only), so they need no counting
+        # are looked up again per batch (they stay in self._mapped), so they need no counting
         left: dict[int, int] | None = None
         if not all(self._keeps_mapped.values()):
             left = {}  # block start -> rows still to yield from it
@@ -234,6 +243,8 @@ class CacheBatches(IterableDataset):
                     left[s] -= 1
                     if not left[s]:
                         loaded.pop(s, None)
+            else:  # holding them here would keep every mapping of the epoch alive
+                loaded.clear()
             yield batch
 
     def _assignment(self, epoch: int, slot: int) -> tuple[int, int]:
