@@ -173,10 +173,11 @@ def test_row_reader_gathers_rows_in_any_order_like_numpy(tmp_path, compress):
 
     for shard in range(-(-N // 8)):
         write_shard(group["tokens"], shard, data[shard * 8 : shard * 8 + 8])
-    reader = RowReader(tmp_path / "t.zarr", "tokens", keep_compressed=2)
+    reader = RowReader(tmp_path / "t.zarr", "tokens", keep_compressed=2, max_mapped=2)
     assert reader.shape == data.shape and len(reader) == N
     for rows in ([49, 0, 17, 17, 8], np.array([[3, 40], [-1, 9]]), []):
         assert np.array_equal(reader[rows], data[np.asarray(rows, np.int64)])
+        assert len(reader._blocks) <= 2  # shards kept, mapped or decoded
     with pytest.raises(IndexError, match=r"row 50 of .*t\.zarr/tokens \(50 rows\)"):
         reader[[50]]
 

@@ -285,10 +285,17 @@ class CacheBatches(IterableDataset):
 class RowReader:
     """Rows of one cache array by index, in any order, without reading the array into memory
     (``reader[rows]`` -> [len(rows), ...], the stored dtype). Uncompressed shards are
-    memory-mapped on first use (checksums verified then) and kept, which costs page cache
-    only; zstd shards are decoded and the last ``keep_compressed`` kept."""
+    memory-mapped on first use (checksums verified then) and the ``max_mapped`` most recently
+    used kept (page cache only; the bound keeps under vm.max_map_count); zstd shards are
+    decoded and the last ``keep_compressed`` kept."""
 
-    def __init__(self, store: str | os.PathLike, array: str, keep_compressed: int = 8):
+    def __init__(
+        self,
+        store: str | os.PathLike,
+        array: str,
+        keep_compressed: int = 8,
+        max_mapped: int = 4096,
+    ):
         import zarr
 
         self.store, self.array_name = Path(store), array
@@ -296,23 +303,25 @@ class RowReader:
         self.shape, self.dtype = self._array.shape, self._array.dtype
         self._shard = self._array.shards[0] if self._array.shards else self._array.chunks[0]
         self._maps = maps_rows(self._array)
-        self._keep = keep_compressed
-        self._blocks: dict[int, list[np.ndarray]] = {}  # shard -> row views
+        self._keep = max_mapped if self._maps else keep_compressed
+        self._blocks: OrderedDict[int, list[np.ndarray]] = OrderedDict()  # shard -> row views
 
     def __len__(self) -> int:
         return self.shape[0]
 
     def _rows_of(self, shard: int) -> list[np.ndarray]:
         rows = self._blocks.get(shard)
-        if rows is None:
+        if rows is not None:
+            self._blocks.move_to_end(shard)
+        else:
             if self._array.shards:
                 chunk_rows, chunks = shard_chunks(self._array, shard)
             else:  # not sharded: one zarr read of the chunk
                 start = shard * self._shard
                 chunk_rows, chunks = self._shard, [self._array[start : start + self._shard]]
             rows = _Block(chunk_rows, chunks, self.shape[1:], self.dtype).rows
-            if not self._maps and len(self._blocks) >= self._keep:
-                self._blocks.pop(next(iter(self._blocks)))  # the oldest decoded shard
+            if len(self._blocks) >= self._keep:
+                self._blocks.popitem(last=False)  # the least recently used shard
             self._blocks[shard] = rows
         return rows
 
