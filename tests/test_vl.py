@@ -614,3 +614,35 @@ def test_bench_infer_reports_cold_and_warm_latency_and_segment_decoding(charades
     assert result["cold_ms"] > result["warm_seen_query_ms"] > 0
     decode = result["segment_decode_ms"]
     assert decode["one_open"] > 0 and decode["open_per_segment"] > 0
+
+
+def test_ablations_rerun_reuses_finished_points_and_retrains_stale_ones(coco, tmp_path):
+    _, config = coco
+    cfg = yaml.safe_load(Path(config).read_text())
+    cfg["paths"]["runs"] = str(tmp_path / "runs")
+    cfg["experiments"]["vlc"].update(steps=3, ablations={"text_conditioning": [True, False]})
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    args = ["ablations", "--config", str(path), "--experiment", "vlc"]
+    assert main([*args, "--out", str(tmp_path / "a.json")]) == 0
+    points = sorted((tmp_path / "runs/vlc/ablations").iterdir())
+    assert [p.name for p in points] == [
+        "vlc__text_conditioning-False",
+        "vlc__text_conditioning-True",
+    ]
+
+    def stamps() -> list[int]:  # a checkpoint is written only by a training step
+        return [(p / "checkpoints/last.pt").stat().st_mtime_ns for p in points]
+
+    trained = stamps()
+    first = json.loads((tmp_path / "a.json").read_text())["runs"]
+    assert main([*args, "--out", str(tmp_path / "b.json")]) == 0  # finished: not trained again
+    assert stamps() == trained
+    assert json.loads((tmp_path / "b.json").read_text())["runs"] == first
+    # a changed base experiment: the old points are stale and trained again, not an error
+    cfg["experiments"]["vlc"]["optim"] = {"lr": 3e-4}
+    path.write_text(yaml.safe_dump(cfg))
+    assert main([*args, "--out", str(tmp_path / "c.json")]) == 0
+    again = json.loads((tmp_path / "c.json").read_text())["runs"]
+    assert [r["train_loss_last"] for r in again] != [r["train_loss_last"] for r in first]
+    assert all(new > old for new, old in zip(stamps(), trained, strict=True))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -168,8 +169,11 @@ def ablation_grid(exp_cfg: dict, grid: dict) -> list[tuple[dict, dict]]:
 
 def run_ablations(cfg: dict, experiment: str, out: Path) -> dict:
     """Train and evaluate every grid point from the same caches (one teacher pass); each run
-    lives in runs/{experiment}/ablations/{i}/. Writes `out` (JSON) and a plot beside it."""
-    from jepa_pipe.train.vl import resolve_vl_experiment, train_vl
+    lives in runs/{experiment}/ablations/{experiment}__{setting}/, so a rerun resumes or
+    reuses the points it finished. A point whose checkpoint was trained with other settings
+    (the base experiment changed) or on rebuilt caches is trained again from scratch: its
+    old result no longer belongs to this grid. Writes `out` (JSON) and a plot beside it."""
+    from jepa_pipe.train.vl import StaleCheckpoint, resolve_vl_experiment, train_vl
 
     base = resolve_vl_experiment(cfg, experiment)
     if base["system"] != "vljepa_image":
@@ -183,9 +187,14 @@ def run_ablations(cfg: dict, experiment: str, out: Path) -> dict:
     rows = []
     runs = Path(cfg["paths"]["runs"]) / experiment / "ablations"
     for i, (setting, exp_cfg) in enumerate(ablation_grid(cfg["experiments"][experiment], grid)):
-        name = f"{experiment}__ablation{i}"
+        name = f"{experiment}__" + "_".join(f"{k}-{v}" for k, v in setting.items())
         sub = {**cfg, "experiments": {name: {k: v for k, v in exp_cfg.items() if k != "ablations"}}}
-        summary = train_vl(sub, name, runs=runs)
+        try:
+            summary = train_vl(sub, name, runs=runs)
+        except StaleCheckpoint as e:
+            log.warning("ablation %s: %s; training it again", name, e)
+            shutil.rmtree(runs / name)
+            summary = train_vl(sub, name, runs=runs)
         exp = resolve_vl_experiment(sub, name)
         result = evaluate(sub, exp, runs / name / "predictor.pt", settings, full=False)
         rows.append(

@@ -87,6 +87,10 @@ class VLError(JepaPipeError):
     """A VL-JEPA experiment whose caches or settings do not fit."""
 
 
+class StaleCheckpoint(VLError):
+    """A run's checkpoint was trained with other settings or on other caches."""
+
+
 def resolve_vl_experiment(cfg: dict, name: str) -> dict:
     exp = cfg.get("experiments", {}).get(name)
     if exp is None:
@@ -616,12 +620,12 @@ def load_checkpoint_for(path: Path, exp: dict, caches: dict) -> dict:
     state = load_checkpoint(path)
     diff = same_training(state["experiment"], exp)
     if diff:
-        raise VLError(
+        raise StaleCheckpoint(
             f"{path} was trained with different settings ({', '.join(diff)}); resume with the "
             f"same config, or move {path.parent.parent} away to start over"
         )
     if state["caches"] != caches:
-        raise VLError(
+        raise StaleCheckpoint(
             f"{path} was trained on other caches than {exp['dataset']}/{{{exp['teacher']},"
             f"{exp['text_teacher']}}} are now (a cache was rebuilt); move "
             f"{path.parent.parent} away to train on the new caches"
