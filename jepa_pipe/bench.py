@@ -235,7 +235,47 @@ def _tiled_stores(fields: list, repeat: int, scratch: Path) -> list:
     return tiled
 
 
-def bench_loader(fields: list, batch_size: int = 8, rounds: int = 3, repeat: int = 1) -> dict:
+def synthetic_stores(
+    rows: int, frames_shape: tuple, tokens_shape: tuple, shard_size: int, scratch: Path
+) -> list:
+    """A frames store (uint8) and a teacher store (float16 tokens) of ``rows`` seeded random
+    rows of the given shapes, written through the cache's own shard writer: a loader bench at
+    a real recipe's row size (e.g. ST-JEPA: 16 x 224 x 224 x 3 frames, 1568 x 384 tokens)."""
+    from jepa_pipe.cache.loader import Field
+    from jepa_pipe.cache.shards import write_shard
+    from jepa_pipe.cache.store import create_store, mark_complete, num_shards
+
+    rng = np.random.default_rng(0)
+    specs = {
+        "frames": ("frames", {"frames": ((rows, *frames_shape), "uint8", False)}),
+        "tokens": ("teacher", {"tokens": ((rows, *tokens_shape), "float16", False)}),
+    }
+    fields = []
+    for name, (kind, arrays) in specs.items():
+        arrays["valid"] = ((rows,), "bool", False)
+        path = scratch / f"{name}.zarr"
+        group = create_store(path, kind, arrays, shard_size=shard_size, provenance={})
+        for shard in range(num_shards(rows, shard_size)):
+            n = min(shard_size, rows - shard * shard_size)
+            shape = (n, *arrays[name][0][1:])
+            if name == "frames":
+                data = rng.integers(0, 256, shape, dtype=np.uint8)
+            else:
+                data = rng.standard_normal(shape, dtype=np.float32).astype(np.float16)
+            write_shard(group[name], shard, data)
+            write_shard(group["valid"], shard, np.ones(n, bool))
+        mark_complete(path, {"valid": rows, "invalid": 0})
+        fields.append(Field(name, path, name))
+    return fields
+
+
+def bench_loader(
+    fields: list | None,
+    batch_size: int = 8,
+    rounds: int = 3,
+    repeat: int = 1,
+    synthetic: dict | None = None,
+) -> dict:
     """Cache loader rows/s vs a numpy memmap gather of the same rows in the same batches (the
     limit: data already decoded in one flat file per array, pages mapped), over ``rounds``
     epochs read as training reads them (one iterator); the median of three repeats each.
@@ -245,7 +285,8 @@ def bench_loader(fields: list, batch_size: int = 8, rounds: int = 3, repeat: int
     each array dropped as soon as it is made (its buffer stays hot in the CPU cache, which
     no training loop gets). ``repeat`` > 1 reads a scratch copy of the stores with every shard
     written ``repeat`` times: the same rows, epochs ``repeat`` times longer, so the per-epoch
-    planning is amortised as on a real dataset."""
+    planning is amortised as on a real dataset. ``synthetic`` (rows, frames_shape,
+    tokens_shape, shard_size) reads seeded random stores of that size instead of ``fields``."""
     import numpy as np
 
     from jepa_pipe.cache.loader import CacheBatches
@@ -254,6 +295,8 @@ def bench_loader(fields: list, batch_size: int = 8, rounds: int = 3, repeat: int
     try:
         import zarr
 
+        if synthetic:
+            fields = synthetic_stores(**synthetic, scratch=scratch / "synthetic")
         if repeat > 1:
             fields = _tiled_stores(fields, repeat, scratch / "tiled")
         ds = CacheBatches(fields, batch_size=batch_size, seed=0)
@@ -325,6 +368,7 @@ def bench_loader(fields: list, batch_size: int = 8, rounds: int = 3, repeat: int
             "batch_size": batch_size,
             "epochs": rounds,
             "fields": [f.name for f in fields],
+            "row_bytes": {f.name: int(maps[f.name][0].nbytes) for f in fields},
             "loader_rows_per_s": round(load, 1),
             "memmap_gather_rows_per_s": round(gather_rate, 1),
             "memmap_discard_rows_per_s": round(med["discard"], 1),

@@ -248,10 +248,11 @@ def _bench(args: argparse.Namespace) -> int:
     from jepa_pipe import bench
 
     reads_dataset = args.what not in ("train", "infer") and not (
-        args.what == "decode" and args.videos
+        (args.what == "decode" and args.videos) or (args.what == "loader" and args.synthetic_rows)
     )
     if reads_dataset and not (args.config and args.dataset):
-        how = "--videos GLOB, or " if args.what == "decode" else ""
+        how = {"decode": "--videos GLOB, or ", "loader": "--synthetic-rows N, or "}
+        how = how.get(args.what, "")
         raise JepaPipeError(f"bench {args.what} needs {how}--config FILE and --dataset NAME")
 
     if args.what == "decode":
@@ -278,14 +279,28 @@ def _bench(args: argparse.Namespace) -> int:
     elif args.what == "loader":
         from jepa_pipe.cache.loader import Field
 
-        plan = _plan(args)
-        teacher = args.teacher or next(iter(plan.teachers))
-        fields = [
-            Field("frames", plan.store_path("frames"), "frames"),
-            Field("tokens", plan.store_path(teacher), "tokens"),
-        ]
+        fields, synthetic = None, None
+        if args.synthetic_rows:
+            length, dim = (int(x) for x in args.tokens.split("x"))
+            synthetic = {
+                "rows": args.synthetic_rows,
+                "frames_shape": (args.frames, args.size, args.size, 3),
+                "tokens_shape": (length, dim),
+                "shard_size": args.shard_size,
+            }
+        else:
+            plan = _plan(args)
+            teacher = args.teacher or next(iter(plan.teachers))
+            fields = [
+                Field("frames", plan.store_path("frames"), "frames"),
+                Field("tokens", plan.store_path(teacher), "tokens"),
+            ]
         result = bench.bench_loader(
-            fields, batch_size=args.batch_size, rounds=args.rounds, repeat=args.repeat
+            fields,
+            batch_size=args.batch_size,
+            rounds=args.rounds,
+            repeat=args.repeat,
+            synthetic=synthetic,
         )
     else:
         result = bench.bench_cache(_config(args), args.dataset, limit=args.limit)
@@ -486,6 +501,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--teacher", help="loader: the teacher store (default: the first)")
     p.add_argument("--batch-size", type=int, default=8, help="loader: rows per batch")
+    p.add_argument(
+        "--synthetic-rows",
+        type=int,
+        default=0,
+        help="loader: seeded random stores of this many rows (--frames, --size, --tokens, "
+        "--shard-size) instead of a dataset's",
+    )
+    p.add_argument("--tokens", default="1568x384", help="loader, synthetic: tokens L x D")
+    p.add_argument("--shard-size", type=int, default=16, help="loader, synthetic: rows/shard")
     p.add_argument(
         "--repeat",
         type=int,

@@ -204,3 +204,13 @@ def test_mapped_shards_are_bounded_per_process_and_batches_unchanged(stores):
     assert len(got) == len(want) > 0
     for a, b in zip(want, got, strict=True):
         assert all(np.array_equal(a[k], b[k]) for k in ("row", "frames", "tokens"))
+
+
+def test_bench_loader_on_synthetic_stores_of_a_given_row_size():
+    from jepa_pipe.bench import bench_loader
+
+    synthetic = {"rows": 20, "frames_shape": (2, 4, 4, 3), "tokens_shape": (3, 2), "shard_size": 8}
+    result = bench_loader(None, batch_size=4, rounds=2, synthetic=synthetic)
+    assert result["rows_per_epoch"] == 20 // 4 * 4 and result["rows"] == 2 * 20 // 4 * 4
+    assert result["row_bytes"] == {"frames": 2 * 4 * 4 * 3, "tokens": 3 * 2 * 2}
+    assert result["loader_over_memmap"] > 0
