@@ -96,7 +96,7 @@ def test_check_config_verb(tmp_path, capsys):
         (["bench", "decode"], "bench decode needs --videos GLOB, or --config FILE and --dataset"),
         (
             ["bench", "loader", "--config", "c.yaml"],
-            "bench loader needs --config FILE and --dataset",
+            "bench loader needs --synthetic-rows N, or --config FILE and --dataset",
         ),
     ],
 )
