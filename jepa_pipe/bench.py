@@ -322,7 +322,7 @@ def bench_loader(
                     np.ascontiguousarray(m[np.sort(rows)])
 
         gather()  # map the pages once, as the loader's first pass did
-        br, mapped = ds.block_rows, ds._mapped
+        br, mapped = ds.block_rows, ds._mapped.kept
         names = [f.name for f in fields]
         can_copy = all(
             (name, int(r - r % br)) in mapped for rows in order for r in rows for name in names
@@ -334,7 +334,7 @@ def bench_loader(
                 for name, m in maps.items():
                     out = np.empty((len(rows), *m.shape[1:]), m.dtype)
                     for i, r in enumerate(rows.tolist()):
-                        out[i] = mapped[(name, r - r % br)].rows[r % br]
+                        out[i] = mapped[(name, r - r % br)][r % br]
                     batch[name] = out
                 yield batch
 

@@ -44,16 +44,52 @@ class Field:
     array: str
 
 
-class _Block:
-    """Rows [start, stop) of one array as a list of row views (of a memory-mapped shard file,
-    or of one zarr read), built once: a batch copies ``rows[i]`` with no per-row arithmetic."""
+def _row_views(chunk_rows: int, chunks: list, row_shape: tuple, dtype) -> list[np.ndarray]:
+    """Rows of consecutive chunks (views of a memory-mapped shard file, or of one zarr read)
+    as a list, built once per block: a batch then copies ``rows[i]`` with no arithmetic."""
+    rows: list[np.ndarray] = []
+    for chunk in chunks:
+        if chunk is None:  # never written: zarr's fill value
+            chunk = np.zeros((chunk_rows, *row_shape), dtype)
+        rows.extend(chunk)
+    return rows
 
-    def __init__(self, chunk_rows: int, chunks: list, row_shape: tuple, dtype):
-        self.rows: list[np.ndarray] = []
-        for chunk in chunks:
-            if chunk is None:  # never written: zarr's fill value
-                chunk = np.zeros((chunk_rows, *row_shape), dtype)
-            self.rows.extend(chunk)
+
+class _ShardRows:
+    """Row views of whole shards by key, read through ``shard_chunks`` (uncompressed shards
+    memory-mapped, zstd ones decoded; an unsharded array's chunk through zarr), the ``limit``
+    most recently used kept. Every kept
+    mapping counts against the kernel's vm.max_map_count (65530 by default), which keeping
+    every shard of a Kinetics-sized store (40k shards of 16 rows per array) would exceed."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.kept: OrderedDict = OrderedDict()  # key -> row views, least recently used first
+
+    def __len__(self) -> int:
+        return len(self.kept)
+
+    def get(self, key) -> list[np.ndarray] | None:
+        rows = self.kept.get(key)
+        if rows is not None:
+            self.kept.move_to_end(key)
+        return rows
+
+    def rows(self, key, array, shard: int, verify: bool, keep: bool) -> list[np.ndarray]:
+        rows = self.get(key)
+        if rows is not None:
+            return rows
+        if array.shards:
+            chunk_rows, chunks = shard_chunks(array, shard, verify=verify)
+        else:  # not sharded: one zarr read of the chunk
+            chunk_rows = array.chunks[0]
+            chunks = [array[shard * chunk_rows : (shard + 1) * chunk_rows]]
+        rows = _row_views(chunk_rows, chunks, array.shape[1:], array.dtype)
+        if keep:
+            if len(self.kept) >= self.limit:
+                self.kept.popitem(last=False)
+            self.kept[key] = rows
+        return rows
 
 
 class CacheBatches(IterableDataset):
@@ -82,13 +118,13 @@ class CacheBatches(IterableDataset):
         # per process, keyed by (array name, block start): blocks whose checksums were
         # checked, and mapped uncompressed shards kept open across epochs
         self._verified: set = set()
-        # at most `max_mapped` shard mappings per process, least recently used dropped first:
-        # every mapping counts against the kernel's vm.max_map_count (65530 by default), which
-        # a Kinetics-sized store (40k shards of 16 rows per array) would otherwise exceed
+        # at most `max_mapped` shard mappings per process (all fields), least recently used
+        # dropped first
         self.max_mapped = max_mapped
-        self._mapped: OrderedDict = OrderedDict()
+        self._mapped = _ShardRows(max_mapped)
         self._keeps_mapped: dict[str, bool] = {}
         self._row_types: dict[str, tuple] = {}  # field -> (row shape, dtype)
+        self._shard_rows: dict[str, int | None] = {}  # field -> rows per shard (None: unsharded)
         groups = {f.store: open_store(f.store) for f in self.fields}
         counts = {str(p): store_meta(g)["rows"] for p, g in groups.items()}
         if len(set(counts.values())) != 1:
@@ -157,28 +193,22 @@ class CacheBatches(IterableDataset):
         return self.batches_in_epoch(self.epoch)
 
     # -- reading --------------------------------------------------------------------------
-    def _read(self, name: str, array, start: int, stop: int) -> _Block:
-        """A block: one memory-mapped shard file when the block is a whole shard (checksums
-        verified on its first read in this process), else a zarr read."""
-        mapped = self._mapped.get((name, start))
-        if mapped is not None:
-            self._mapped.move_to_end((name, start))
-            return mapped
-        rows = array.shards[0] if array.shards else None
+    def _read(self, name: str, array, start: int, stop: int) -> list[np.ndarray]:
+        """A block's row views: one memory-mapped shard file when the block is a whole shard
+        (checksums verified on its first read in this process), else a zarr read."""
+        kept = self._mapped.get((name, start))  # the hot path: a block read before
+        if kept is not None:
+            return kept
+        rows = self._shard_rows[name]  # zarr's own attributes are slow here
         if rows and start % rows == 0 and stop - start <= rows:
             key = (name, start)
-            chunk_rows, chunks = shard_chunks(
-                array, start // rows, verify=key not in self._verified
-            )
+            verify = key not in self._verified
             self._verified.add(key)
-            block = _Block(chunk_rows, chunks, array.shape[1:], array.dtype)
-            if self._keeps_mapped[name]:  # views of the page cache: keep them for next epoch
-                self._mapped[key] = block
-                if len(self._mapped) > self.max_mapped:
-                    self._mapped.popitem(last=False)
-            return block
+            # mapped shards are views of the page cache: keep them for the next epoch
+            keep = self._keeps_mapped[name]
+            return self._mapped.rows(key, array, start // rows, verify, keep)
         data = array[start:stop]
-        return _Block(len(data), [data], array.shape[1:], array.dtype)
+        return _row_views(len(data), [data], array.shape[1:], array.dtype)
 
     def _arrays(self) -> dict:
         """The zarr arrays, opened once per process (DataLoader workers open their own)."""
@@ -186,9 +216,13 @@ class CacheBatches(IterableDataset):
 
         if self._opened is None or self._opened[0] != os.getpid():
             arrays = {f.name: zarr.open_group(str(f.store), mode="r")[f.array] for f in self.fields}
-            self._opened, self._verified, self._mapped = (os.getpid(), arrays), set(), OrderedDict()
+            self._opened, self._verified = (os.getpid(), arrays), set()
+            self._mapped = _ShardRows(self.max_mapped)
             self._keeps_mapped = {name: maps_rows(a) for name, a in arrays.items()}
             self._row_types = {name: (a.shape[1:], a.dtype) for name, a in arrays.items()}
+            self._shard_rows = {
+                name: a.shards[0] if a.shards else None for name, a in arrays.items()
+            }
         return self._opened[1]
 
     def _epochs(self):
@@ -224,9 +258,7 @@ class CacheBatches(IterableDataset):
             for s in owners:
                 if s not in loaded:
                     stop = min(s + br, n)
-                    loaded[s] = {
-                        name: self._read(name, a, s, stop).rows for name, a in arrays.items()
-                    }
+                    loaded[s] = {name: self._read(name, a, s, stop) for name, a in arrays.items()}
             batch = {}
             for name, (row_shape, dtype) in self._row_types.items():
                 out = np.empty((len(rl), *row_shape), dtype)
@@ -302,28 +334,14 @@ class RowReader:
         self._array = zarr.open_group(str(store), mode="r")[array]
         self.shape, self.dtype = self._array.shape, self._array.dtype
         self._shard = self._array.shards[0] if self._array.shards else self._array.chunks[0]
-        self._maps = maps_rows(self._array)
-        self._keep = max_mapped if self._maps else keep_compressed
-        self._blocks: OrderedDict[int, list[np.ndarray]] = OrderedDict()  # shard -> row views
+        # every shard is verified when it is read (again after an eviction)
+        self._blocks = _ShardRows(max_mapped if maps_rows(self._array) else keep_compressed)
 
     def __len__(self) -> int:
         return self.shape[0]
 
     def _rows_of(self, shard: int) -> list[np.ndarray]:
-        rows = self._blocks.get(shard)
-        if rows is not None:
-            self._blocks.move_to_end(shard)
-        else:
-            if self._array.shards:
-                chunk_rows, chunks = shard_chunks(self._array, shard)
-            else:  # not sharded: one zarr read of the chunk
-                start = shard * self._shard
-                chunk_rows, chunks = self._shard, [self._array[start : start + self._shard]]
-            rows = _Block(chunk_rows, chunks, self.shape[1:], self.dtype).rows
-            if len(self._blocks) >= self._keep:
-                self._blocks.popitem(last=False)  # the least recently used shard
-            self._blocks[shard] = rows
-        return rows
+        return self._blocks.rows(shard, self._array, shard, verify=True, keep=True)
 
     def __getitem__(self, rows) -> np.ndarray:
         index = np.asarray(rows, np.int64).reshape(-1).tolist()
