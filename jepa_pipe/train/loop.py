@@ -134,13 +134,17 @@ def _write_metrics(rows: list[dict], path: Path, schema: pa.Schema | None = None
     os.replace(tmp, path)
 
 
+# the columns every training run's metrics.parquet has (students and VL predictors)
+STEP_METRICS = [
+    ("step", pa.int64()),
+    ("epoch", pa.int64()),
+    ("loss", pa.float64()),
+    ("lr", pa.float64()),
+    ("samples_per_s", pa.float64()),
+]
 METRIC_SCHEMA = pa.schema(
     [
-        ("step", pa.int64()),
-        ("epoch", pa.int64()),
-        ("loss", pa.float64()),
-        ("lr", pa.float64()),
-        ("samples_per_s", pa.float64()),
+        *STEP_METRICS,
         ("data_wait_s", pa.float64()),
         ("step_s", pa.float64()),
         ("clip_frames", pa.int64()),

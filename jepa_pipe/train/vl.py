@@ -37,6 +37,7 @@ from jepa_pipe import JepaPipeError, get_logger
 from jepa_pipe.cache.loader import RowReader
 from jepa_pipe.cache.store import file_sha256, open_store, store_meta, store_path
 from jepa_pipe.losses import info_nce_scores, token_loss
+from jepa_pipe.train.loop import STEP_METRICS
 from jepa_pipe.train.recipe import merge_settings
 
 log = get_logger("train.vl")
@@ -293,8 +294,8 @@ def negative_windows(
     from jepa_pipe.eval.metrics import temporal_iou
     from jepa_pipe.eval.moments import candidate_windows
 
-    key = (q["video_row"], q["start"], q["end"], *map(str, (w["lengths_s"], w["stride_s"])))
-    key += (w["negative_iou"],)
+    moment, settings = (q["start"], q["end"]), (tuple(w["lengths_s"]), w["stride_s"])
+    key = (q["video_row"], *moment, *settings, w["negative_iou"])
     if key not in data.negative_pools:  # the same for every step: computed once per query
         video = data.durations[q["video_row"]]
         windows = candidate_windows(video, w["lengths_s"], w["stride_s"])
@@ -442,15 +443,7 @@ def build_predictor(exp: dict, dims: dict):
     )
 
 
-METRICS = pa.schema(
-    [
-        ("step", pa.int64()),
-        ("epoch", pa.int64()),
-        ("loss", pa.float64()),
-        ("lr", pa.float64()),
-        ("samples_per_s", pa.float64()),
-    ]
-)
+METRICS = pa.schema(STEP_METRICS)  # a predictor step logs the students' common columns
 
 
 def train_vl(
