@@ -355,25 +355,30 @@ def test_moment_predictor_ignores_padded_segments():
     assert short.shape == (1, 8)
 
 
-def test_lora_predictor_on_a_tiny_random_causal_lm(tmp_path):
+def _tiny_causal_lm(path: Path, layers: int) -> None:
+    """A randomly initialised tiny Qwen2 causal LM saved with save_pretrained (seed 0)."""
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
+    torch.manual_seed(0)
+    cfg = Qwen2Config(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+    )
+    Qwen2ForCausalLM(cfg).save_pretrained(path)
+
+
+def test_lora_predictor_on_a_tiny_random_causal_lm(tmp_path):
     from jepa_pipe.models.vl import (
         build_moment_predictor,
         load_trainable_state,
         trainable_state,
     )
 
-    torch.manual_seed(0)
-    lm_cfg = Qwen2Config(
-        vocab_size=64,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-    )
-    Qwen2ForCausalLM(lm_cfg).save_pretrained(tmp_path / "lm")
+    _tiny_causal_lm(tmp_path / "lm", layers=2)
     cfg = {"kind": "causal_lm", "model": str(tmp_path / "lm"), "lora_rank": 4}
     model = build_moment_predictor(12, 8, cfg)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
@@ -403,31 +408,19 @@ def test_lora_predictor_on_a_tiny_random_causal_lm(tmp_path):
 def test_lora_predictor_trains_and_searches_from_the_caches(charades, tmp_path):
     """The causal-LM path through `train` and `eval charades`: the checkpoint holds adapters
     and heads only and is rebuilt from the base LM's own folder."""
-    import torch as th
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
     from jepa_pipe.config import load_config
     from jepa_pipe.eval.charades import charades as run_charades
     from jepa_pipe.train.vl import train_vl
 
     root, config = charades
-    th.manual_seed(0)
-    lm = Qwen2Config(
-        vocab_size=64,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-    )
-    Qwen2ForCausalLM(lm).save_pretrained(tmp_path / "lm")
+    _tiny_causal_lm(tmp_path / "lm", layers=1)
     cfg = load_config(config)
     exp = dict(cfg["experiments"]["vl"], epochs=2)
     exp["predictor"] = {"kind": "causal_lm", "model": str(tmp_path / "lm"), "lora_rank": 4}
     cfg["experiments"] = {"vl_lora": exp}
     summary = train_vl(cfg, "vl_lora")
     assert summary["steps"] >= 2 and np.isfinite(summary["last_loss"])
-    state = th.load(root / "runs/vl_lora/predictor.pt", weights_only=True)["state"]
+    state = torch.load(root / "runs/vl_lora/predictor.pt", weights_only=True)["state"]
     assert any("lora_" in k for k in state)
     assert not any(k.startswith("lm.") and "lora_" not in k for k in state)
     result = run_charades(cfg, "vl_lora")
