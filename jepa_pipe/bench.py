@@ -518,15 +518,12 @@ def bench_infer(cfg: dict, experiment: str, video: str | None = None, repeats: i
 
 def _segment_decode_ms(cfg: dict, exp: dict, video: str, repeats: int) -> dict:
     from jepa_pipe.cache.build import plan_from_config
-    from jepa_pipe.cache.segments import segment_starts
+    from jepa_pipe.cache.segments import segment_settings, video_windows
     from jepa_pipe.video import decode_clip, decode_clips, probe_video
 
     plan = plan_from_config(cfg, exp["dataset"])
-    decode = cfg["datasets"][exp["dataset"]]["decode"]
-    length = decode["segment_seconds"]
-    stride = decode.get("segment_stride", length)
-    starts = segment_starts(probe_video(video)["duration_s"], length, stride)
-    windows = [(float(s), float(s) + length) for s in starts]
+    duration = probe_video(video)["duration_s"]
+    _, windows = video_windows(duration, *segment_settings(cfg, exp["dataset"]))
     one, each = [], []
     for _ in range(repeats):
         t0 = time.perf_counter()

@@ -107,19 +107,11 @@ def _tiny_teacher(args: argparse.Namespace) -> int:
     return 0
 
 
-def _segment_settings(cfg: dict, dataset: str) -> tuple[float, float]:
-    decode = cfg["datasets"][dataset].get("decode", {})
-    if "segment_seconds" not in decode:
-        raise JepaPipeError(f"datasets.{dataset}.decode has no segment_seconds: not segmented")
-    length = decode["segment_seconds"]
-    return length, decode.get("segment_stride", length)
-
-
 def _segments(args: argparse.Namespace) -> int:
-    from jepa_pipe.cache.segments import build_segments
+    from jepa_pipe.cache.segments import build_segments, segment_settings
 
     plan = _plan(args)
-    _emit(build_segments(plan, *_segment_settings(_config(args), args.dataset)), args.out)
+    _emit(build_segments(plan, *segment_settings(_config(args), args.dataset)), args.out)
     return 0
 
 
@@ -164,9 +156,9 @@ def _cache_all(args: argparse.Namespace) -> int:
 
     plan = _plan(args)
     if plan.segments is not None:
-        from jepa_pipe.cache.segments import build_segments
+        from jepa_pipe.cache.segments import build_segments, segment_settings
 
-        build_segments(plan, *_segment_settings(_config(args), args.dataset))
+        build_segments(plan, *segment_settings(_config(args), args.dataset))
     init_stores(plan)
     for part in range(plan.parts):
         build_part(plan, part, plan.parts)

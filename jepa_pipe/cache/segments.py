@@ -55,6 +55,23 @@ def segment_starts(duration_s: float, length_s: float, stride_s: float) -> np.nd
     return np.round(starts, 6)
 
 
+def segment_settings(cfg: dict, dataset: str) -> tuple[float, float]:
+    """A segmented dataset's (segment length, stride) in seconds from its decode settings."""
+    decode = cfg["datasets"][dataset].get("decode", {})
+    if "segment_seconds" not in decode:
+        raise JepaPipeError(f"datasets.{dataset}.decode has no segment_seconds: not segmented")
+    length = decode["segment_seconds"]
+    return length, decode.get("segment_stride", length)
+
+
+def video_windows(
+    duration_s: float, length_s: float, stride_s: float
+) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """A video's segment starts and their (start, end) windows, as the segment table cuts."""
+    starts = segment_starts(duration_s, length_s, stride_s)
+    return starts, [(float(s), float(s) + length_s) for s in starts]
+
+
 def segment_table(
     videos: pa.Table, durations: list[float | None], length_s: float, stride_s: float
 ) -> pa.Table:

@@ -144,16 +144,13 @@ def infer_segments(cfg: dict, exp: dict, video: Path, cache_dir: Path) -> tuple[
         with np.load(entry_path) as z:
             return {k: z[k] for k in z.files}, True
     from jepa_pipe.cache.build import load_configured_teacher, plan_from_config, teacher_weights
-    from jepa_pipe.cache.segments import segment_starts
+    from jepa_pipe.cache.segments import segment_settings, video_windows
     from jepa_pipe.video import decode_clips, probe_video
 
     plan = plan_from_config(cfg, exp["dataset"])
-    decode = cfg["datasets"][exp["dataset"]]["decode"]
-    length = decode["segment_seconds"]
-    stride = decode.get("segment_stride", length)
+    length, stride = segment_settings(cfg, exp["dataset"])
     duration = probe_video(str(video))["duration_s"]
-    starts = segment_starts(duration, length, stride)
-    windows = [(float(s), float(s) + length) for s in starts]
+    starts, windows = video_windows(duration, length, stride)
     clips = np.stack([c["frames"][0] for c in decode_clips(str(video), plan.sampling, windows)])
     tcfg = {**cfg["teachers"][exp["teacher"]], "weights": teacher_weights(cfg, exp["teacher"])}
     teacher = load_configured_teacher(tcfg, plan.device)
