@@ -167,15 +167,53 @@ def test_odd_but_readable_inputs_and_unreadable_files(tmp_path):
     assert decode_clip(str(renamed), s)["frames"].shape == (1, 4, 32, 32, 3)
 
 
+# as root (CI), in a child that drops to `nobody` once everything it needs is imported (the
+# interpreter itself lives under /root, which `nobody` cannot read)
+UNREADABLE_AS_NOBODY = """
+import os, sys
+import decord  # noqa: F401 (imported by the decoder on first use)
+from jepa_pipe.sampling import ClipSampling, DecodeError
+from jepa_pipe.video import decode_clip
+s = ClipSampling(frames_per_clip=4, frame_step=2, size=32)
+os.setgid(65534)
+os.setuid(65534)
+try:
+    decode_clip(sys.argv[1], s)
+except DecodeError as e:
+    print(e)
+else:
+    sys.exit("decoded a file it cannot read")
+"""
+
+
 @pytest.mark.fault
-def test_unreadable_file_is_an_error_with_its_reason(tmp_path):
+def test_unreadable_file_is_an_error_with_its_reason():
     import os
+    import subprocess
+    import sys
+    import tempfile
 
     s = ClipSampling(frames_per_clip=4, frame_step=2, size=32)
-    locked = shutil.copy(REAL[-1], tmp_path / "locked.mp4")
-    os.chmod(locked, 0)
-    if os.access(locked, os.R_OK):  # root reads anything: nothing to test
-        pytest.skip("running as root: a mode-000 file is still readable")
-    with DecodePool(s, workers=1, timeout_s=10.0) as pool:
-        ((_, result, error),) = list(pool.imap_unordered([(0, str(locked))]))
-    assert result is None and "ermission" in error
+    # not under pytest's tmp_path (0700): as root the check runs as `nobody`, which must be
+    # able to reach the file's folder but not read the file
+    folder = Path(tempfile.mkdtemp(prefix="jepa_unreadable_"))
+    try:
+        folder.chmod(0o755)
+        locked = shutil.copy(REAL[-1], folder / "locked.mp4")
+        os.chmod(locked, 0)
+        if os.access(locked, os.R_OK):  # root reads anything: check as `nobody`
+            done = subprocess.run(
+                [sys.executable, "-c", UNREADABLE_AS_NOBODY, str(locked)],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert done.returncode == 0, done.stderr[-2000:]
+            error = done.stdout
+        else:
+            with DecodePool(s, workers=1, timeout_s=10.0) as pool:
+                ((_, result, error),) = list(pool.imap_unordered([(0, str(locked))]))
+            assert result is None
+        assert "ermission" in error, error
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
