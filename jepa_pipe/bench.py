@@ -186,6 +186,54 @@ def bench_cache(cfg: dict, dataset: str, limit: int = 64) -> dict:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _spin(stop) -> None:
+    while not stop.is_set():
+        pass
+
+
+def bench_write(tokens_shape: tuple[int, int], shard_size: int, rounds: int = 3) -> dict:
+    """The cache writer alone: one shard of seeded random float16 tokens written through
+    `write_shard` (what the pass's writer thread runs), in a scratch store; best of `rounds`.
+    Also timed with a busy Python thread beside it, as the pass's inference and decoding
+    threads are: a writer that holds the GIL, or waits for it between calls, slows there."""
+    import threading
+
+    from jepa_pipe.cache.shards import write_shard
+    from jepa_pipe.cache.store import create_store
+
+    scratch = Path(tempfile.mkdtemp(prefix="jepa_bench_"))
+    try:
+        shape = (shard_size, *tokens_shape)
+        group = create_store(
+            scratch / "store",
+            "teacher",
+            {"tokens": ((2 * shard_size, *tokens_shape), "float16", False)},
+            shard_size=shard_size,
+            provenance={},
+        )
+        data = np.random.default_rng(0).standard_normal(shape).astype(np.float16)
+        mb = data.nbytes / 1e6
+        result = {"bench": "write", "shard_shape": list(shape), "shard_mb": round(mb, 1)}
+        for label, busy in (("alone", False), ("busy_thread", True)):
+            stop = threading.Event()
+            spinner = threading.Thread(target=_spin, args=(stop,))
+            if busy:
+                spinner.start()
+            times = []
+            for r in range(rounds):
+                t0 = time.perf_counter()
+                write_shard(group["tokens"], r % 2, data)
+                times.append(time.perf_counter() - t0)
+            stop.set()
+            if busy:
+                spinner.join()
+            result[f"{label}_ms_per_shard"] = round(min(times) * 1000, 1)
+            result[f"{label}_mb_per_s"] = round(mb / min(times), 1)
+        return result
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def expand(pattern: str, limit: int) -> list[str]:
     paths = sorted(glob.glob(pattern))[:limit]
     if not paths:

@@ -239,7 +239,7 @@ def _report(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from jepa_pipe import bench
 
-    reads_dataset = args.what not in ("train", "infer") and not (
+    reads_dataset = args.what not in ("train", "infer", "write") and not (
         (args.what == "decode" and args.videos) or (args.what == "loader" and args.synthetic_rows)
     )
     if reads_dataset and not (args.config and args.dataset):
@@ -294,6 +294,9 @@ def _bench(args: argparse.Namespace) -> int:
             repeat=args.repeat,
             synthetic=synthetic,
         )
+    elif args.what == "write":
+        length, dim = (int(x) for x in args.tokens.split("x"))
+        result = bench.bench_write((length, dim), args.shard_size, rounds=args.rounds)
     else:
         result = bench.bench_cache(_config(args), args.dataset, limit=args.limit)
     print(json.dumps(result))
@@ -478,9 +481,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_report)
 
     p = sub.add_parser(
-        "bench", help="decode / cache / loader / train / infer figures as one JSON object"
+        "bench", help="decode / cache / loader / train / infer / write figures as one JSON object"
     )
-    p.add_argument("what", choices=["decode", "cache", "loader", "train", "infer"])
+    p.add_argument("what", choices=["decode", "cache", "loader", "train", "infer", "write"])
     p.add_argument("--config", type=Path, help="workflow config (manifests must exist)")
     p.add_argument("--dataset")
     p.add_argument(
@@ -500,8 +503,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="loader: seeded random stores of this many rows (--frames, --size, --tokens, "
         "--shard-size) instead of a dataset's",
     )
-    p.add_argument("--tokens", default="1568x384", help="loader, synthetic: tokens L x D")
-    p.add_argument("--shard-size", type=int, default=16, help="loader, synthetic: rows/shard")
+    p.add_argument(
+        "--tokens", default="1568x384", help="loader (synthetic), write: float16 tokens L x D"
+    )
+    p.add_argument(
+        "--shard-size", type=int, default=16, help="loader (synthetic), write: rows per shard"
+    )
     p.add_argument(
         "--repeat",
         type=int,

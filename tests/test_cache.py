@@ -517,6 +517,7 @@ def test_shard_encoder_writes_the_bytes_zarr_writes(tmp_path):
         "valid": ((n,), "bool", True),
         "pooled": ((n, 5), "float16", False),
         "indices": ((n, 3), "int64", True),
+        "long": ((n, 4096), "float16", False),  # chunks of one row, past the zero shortcut
     }
     data = {
         "frames": rng.integers(0, 256, (n, 2, 4, 4, 3), dtype=np.uint8),
@@ -524,8 +525,10 @@ def test_shard_encoder_writes_the_bytes_zarr_writes(tmp_path):
         "valid": rng.random(n) > 0.3,
         "pooled": rng.standard_normal((n, 5)).astype(np.float16),
         "indices": rng.integers(0, 99, (n, 3)),
+        "long": rng.standard_normal((n, 4096)).astype(np.float16),
     }
     data["frames"][1], data["tokens"][1], data["pooled"][4:8] = 0, 0, 0
+    data["long"][2, :-1], data["long"][3] = 0, 0  # stored (one value at the end) / not stored
     by_zarr = create_store(tmp_path / "a.zarr", "teacher", arrays, shard_size=size, provenance={})
     by_us = create_store(tmp_path / "b.zarr", "teacher", arrays, shard_size=size, provenance={})
     for name in arrays:
@@ -568,6 +571,9 @@ def test_bench_commands_print_their_figures(clean):
     for key in ("decode_clips_per_s", "teacher_clips_per_s", "end_to_end_clips_per_s"):
         assert result[key] > 0, key
     assert result["tokens"]["videomae_tiny"]["ideal_bytes_per_clip"] == 128 * 64 * 2
+    result = bench.bench_write((16, 8), shard_size=4, rounds=1)
+    assert result["shard_shape"] == [4, 16, 8] and result["shard_mb"] == round(4 * 16 * 8 * 2e-6, 1)
+    assert result["alone_mb_per_s"] > 0 and result["busy_thread_ms_per_shard"] > 0
 
 
 def test_projected_tokens_are_the_pca_of_the_teacher_output(tmp_path, small_ucf, tiny_videomae):
