@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
+from jepa_pipe.cache.projection import project
 from jepa_pipe.teachers import (
     LoadOptions,
     TeacherError,
@@ -82,6 +84,44 @@ def test_cache_tokens_are_the_teachers_output_rounded_to_float16(tiny_dir):
     teacher.forward_tokens = lambda pixels: big(pixels) * 1e6
     _, _, finite = teacher.cache_tokens(clips)
     assert finite.tolist() == [False, False]
+
+
+@pytest.mark.parametrize(
+    "device",
+    [
+        "cpu",
+        pytest.param(
+            "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU")
+        ),
+    ],
+)
+def test_streamed_batches_equal_one_batch_at_a_time(tiny_dir, device):
+    # the pass streams batches (on a GPU: pinned buffers, the next batch queued before this
+    # one is collected); each result must be that batch's own, projection included
+    teacher = load_teacher("videomae", str(tiny_dir / "videomae"), LoadOptions(device=device))
+    rng = np.random.default_rng(2)
+    clips = rng.integers(0, 256, (5, 16, 64, 64, 3), dtype=np.uint8)
+    proj = {
+        "mean": rng.normal(size=64).astype(np.float32),
+        "components": rng.normal(size=(64, 8)).astype(np.float32),
+    }
+    batches = [clips[0:2], clips[2:4], clips[4:5]]
+    streamed = list(teacher.cache_token_batches(iter(batches), proj))
+    assert len(streamed) == 3
+    for batch, (tokens, pooled, finite) in zip(batches, streamed, strict=True):
+        full, _ = teacher.encode(batch)  # float32 [B, L, 64]
+        expect = project(full, proj["mean"], proj["components"])
+        assert tokens.shape == (len(batch), full.shape[1], 8) and finite.all()
+        assert np.allclose(tokens.astype(np.float32), expect, rtol=2e-3, atol=2e-3)
+        assert np.allclose(pooled.astype(np.float32), expect.mean(1), rtol=2e-3, atol=2e-3)
+        one = teacher.cache_tokens(batch, proj)
+        assert all(np.array_equal(a, b) for a, b in zip(one, (tokens, pooled, finite), strict=True))
+    if device == "cuda":  # one graph, captured at batch 2; the batch of 1 ran padded in it
+        assert list(teacher._graphs) == [(16, 3, 64, 64)]
+        eager_opts = LoadOptions(device=device, extra={"cuda_graph": False})
+        eager = load_teacher("videomae", str(tiny_dir / "videomae"), eager_opts)
+        for batch in batches:
+            assert np.allclose(eager.encode(batch)[0], teacher.encode(batch)[0], atol=1e-5)
 
 
 def test_same_seed_same_checkpoint(tmp_path):

@@ -160,7 +160,7 @@ def load_configured_teacher(tcfg: dict, device: str, weights_too: bool = True):
     from jepa_pipe.teachers import LoadOptions, load_teacher
 
     dtype = tcfg.get("dtype", "float32") if device != "cpu" else "float32"
-    extra = {"max_length": tcfg["max_length"]} if "max_length" in tcfg else {}
+    extra = {k: tcfg[k] for k in ("max_length", "cuda_graph") if k in tcfg}
     opts = LoadOptions(
         device=device,
         dtype=dtype,
@@ -341,10 +341,16 @@ def _fit_projection(plan: CachePlan, name: str, tcfg: dict, table, prov: dict):
 
 
 def _decode_stream(
-    plan: CachePlan, tasks: list[tuple], shards: list[int], rows: int, out: queue.Queue
+    plan: CachePlan,
+    tasks: list[tuple],
+    shards: list[int],
+    rows: int,
+    clip_ids: list[str],
+    out: queue.Queue,
 ) -> None:
-    """Background thread: decode shard after shard in worker processes and hand complete
-    shards to the main thread, so decoding overlaps with teacher inference."""
+    """Background thread: decode shard after shard in worker processes and hand complete,
+    assembled shards to the main thread, so decoding (and the copies into the shard's
+    arrays) overlap with teacher inference."""
     from jepa_pipe.video import DecodePool
 
     try:
@@ -354,7 +360,8 @@ def _decode_stream(
                 results = {}
                 for key, result, error in pool.imap_unordered((r, *tasks[r]) for r in rng):
                     results[key] = (result, error)
-                out.put((shard, results))
+                backends = Counter(r["backend"] for r, _ in results.values() if r is not None)
+                out.put((shard, *_assemble(plan, rng, results, clip_ids), backends))
         out.put(None)
     except BaseException as e:  # surface in the main thread
         out.put(e)
@@ -397,7 +404,9 @@ def build_part(plan: CachePlan, part: int, parts: int) -> dict:
     decoded: queue.Queue = queue.Queue(maxsize=2)
     if decode_shards:
         threading.Thread(
-            target=_decode_stream, daemon=True, args=(plan, tasks, decode_shards, rows, decoded)
+            target=_decode_stream,
+            daemon=True,
+            args=(plan, tasks, decode_shards, rows, clip_ids, decoded),
         ).start()
     timing = Counter()
     writer = ShardWriter()
@@ -496,10 +505,8 @@ def _build_shards(
             timing["wait_decode_s"] += time.perf_counter() - t0
             if isinstance(item, BaseException):
                 raise item
-            got_shard, results = item
+            got_shard, per_view, valid, failures, backends = item
             assert got_shard == shard
-            per_view, valid, failures = _assemble(plan, rng, results, clip_ids)
-            backends = Counter(r["backend"] for r, _ in results.values() if r is not None)
             for v in views:
                 clips, indices, boxes = per_view[v]
                 view_clips[v] = (clips, valid)
@@ -569,7 +576,9 @@ def _build_shards(
             steady_start = time.perf_counter()
         else:
             steady_rows += len(rng)
+    t0 = time.perf_counter()
     writer.flush()  # the window ends when the last shard is on disk
+    timing["drain_s"] += time.perf_counter() - t0  # the last writes, overlapping nothing
     return {"rows": steady_rows, "seconds": time.perf_counter() - steady_start}
 
 
@@ -621,10 +630,15 @@ def _run_teacher(
     ok = valid.copy()
     failures = []
     todo = np.nonzero(valid)[0]
-    for start in range(0, len(todo), batch):
-        idx = todo[start : start + batch]
-        # float16 [B, L, dim], [B, dim]; projected (pooled: the mean of projected tokens)
-        tok, pool, finite = teacher.cache_tokens(clips[idx], proj)
+    batches = [todo[start : start + batch] for start in range(0, len(todo), batch)]
+    # a run of rows is a view; only a batch with an invalid row in it needs a gathered copy
+    inputs = (
+        clips[idx[0] : idx[-1] + 1] if idx[-1] - idx[0] + 1 == len(idx) else clips[idx]
+        for idx in batches
+    )
+    # float16 [B, L, dim], [B, dim]; projected (pooled: the mean of projected tokens)
+    outputs = teacher.cache_token_batches(inputs, proj)
+    for idx, (tok, pool, finite) in zip(batches, outputs, strict=True):
         for i, good in zip(idx, finite, strict=True):
             if not good:
                 ok[i] = False
@@ -637,7 +651,11 @@ def _run_teacher(
                     }
                 )
         keep = idx[finite]
-        tokens[keep], pooled[keep] = tok[finite], pool[finite]
+        if len(keep) == len(idx) and keep[-1] - keep[0] + 1 == len(keep):
+            span = slice(keep[0], keep[-1] + 1)  # the usual case: one copy, no temporaries
+            tokens[span], pooled[span] = tok, pool
+        else:
+            tokens[keep], pooled[keep] = tok[finite], pool[finite]
     return tokens, pooled, ok, failures
 
 

@@ -162,8 +162,8 @@ def infer_segments(cfg: dict, exp: dict, video: Path, cache_dir: Path) -> tuple[
     batch = tcfg.get("batch_size", 8)
     token_grid = store_meta(store)["token_grid"]
     pooled, finite = [], []
-    for i in range(0, len(clips), batch):
-        tokens, pool, ok = teacher.cache_tokens(clips[i : i + batch], proj)
+    batches = (clips[i : i + batch] for i in range(0, len(clips), batch))
+    for tokens, pool, ok in teacher.cache_token_batches(batches, proj):
         pooled.append(pool if grid is None else pool_tokens(tokens, token_grid, grid))
         finite.append(ok)
     entry = {

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -144,6 +144,8 @@ class VisionTeacher(Teacher):
     pooling: str = "mean of tokens"
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)  # ImageNet
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    _mean_std: torch.Tensor | None = None  # [2, 1, 1, 3, 1, 1] on the device, built once
+    _graphs: dict | None = None  # per clip shape: (graph, static input, static output)
 
     def token_grid(self, frames: int, size: int) -> tuple[int, int, int]:
         """(T', H', W') for a clip: tubelets of `tubelet_size` frames, `patch_size` pixels."""
@@ -154,22 +156,65 @@ class VisionTeacher(Teacher):
     def check_input(self, frames: int, size: int) -> None:
         """Raise naming both values when a clip does not fit the model."""
 
-    def normalise(self, clips: np.ndarray) -> torch.Tensor:
+    def normalise(self, clips: np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 [B, T, H, W, 3] -> float [B, T, 3, H, W], normalised."""
-        x = torch.from_numpy(np.require(clips, requirements=["C", "W"]))
-        x = x.to(self.opts.device).permute(0, 1, 4, 2, 3).float().div_(255.0)
-        mean = torch.tensor(self.mean, device=x.device).view(1, 1, 3, 1, 1)
-        std = torch.tensor(self.std, device=x.device).view(1, 1, 3, 1, 1)
+        if isinstance(clips, np.ndarray):
+            clips = torch.from_numpy(np.require(clips, requirements=["C", "W"]))
+        x = clips.to(self.opts.device).permute(0, 1, 4, 2, 3).float().div_(255.0)
+        if self._mean_std is None:
+            # built once: a blocking host-to-device copy per batch would stall the GPU queue
+            stats = torch.tensor([self.mean, self.std]).view(2, 1, 1, 3, 1, 1)
+            self._mean_std = stats.to(x.device)
+        mean, std = self._mean_std
         return ((x - mean) / std).to(self.opts.torch_dtype)
 
     def forward_tokens(self, pixels: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def device_tokens(self, clips: np.ndarray) -> torch.Tensor:
+    def _forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        """forward_tokens, on a GPU through a CUDA graph captured once per clip shape (smaller
+        batches padded to the captured size): a batch is one launch instead of hundreds, and
+        the host thread, which shares the GIL with decoding and writing, is free sooner. It
+        matters where launches dominate (tiny teachers: 3.3-6.8x on an H100,
+        scripts/gpu_graph_check.py); full-size teachers are GPU-bound either way. A model that
+        cannot be captured runs eagerly (logged once)."""
+        if pixels.device.type != "cuda" or not self.opts.extra.get("cuda_graph", True):
+            return self.forward_tokens(pixels)
+        if self._graphs is None:
+            self._graphs = {}
+        key = tuple(pixels.shape[1:])
+        entry = self._graphs.get(key)
+        if entry is None or entry[1].shape[0] < pixels.shape[0]:
+            try:
+                entry = self._graphs[key] = self._capture(pixels)
+            except RuntimeError as e:
+                log.warning("%s: CUDA graph capture failed, running eagerly (%s)", self.kind, e)
+                self.opts.extra["cuda_graph"] = False
+                return self.forward_tokens(pixels)
+        graph, static_in, static_out = entry
+        n = len(pixels)
+        static_in[:n].copy_(pixels)
+        graph.replay()
+        return static_out[:n].clone()  # the next replay overwrites static_out
+
+    def _capture(self, pixels: torch.Tensor) -> tuple:
+        static_in = pixels.clone()
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # warm-up outside the graph (lazy inits, workspaces)
+            for _ in range(2):
+                self.forward_tokens(static_in)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_out = self.forward_tokens(static_in)
+        return graph, static_in, static_out
+
+    def device_tokens(self, clips: np.ndarray | torch.Tensor) -> torch.Tensor:
         """float32 tokens [B, L, D] on the teacher's device (call under inference_mode)."""
         _, t, h, _, _ = clips.shape  # [B, T, H, W, 3]
         self.check_input(t, h)
-        tokens = self.forward_tokens(self.normalise(clips)).float()  # [B, L, D]
+        tokens = self._forward(self.normalise(clips)).float()  # [B, L, D]
         grid = self.token_grid(t, h)
         if tokens.shape[1] != int(np.prod(grid)):
             raise TeacherError(f"{self.kind}: {tokens.shape[1]} tokens, expected grid {grid}")
@@ -186,22 +231,69 @@ class VisionTeacher(Teacher):
         self, clips: np.ndarray, proj: dict | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """What the cache stores for a batch: (tokens [B, L, D'] float16, pooled [B, D']
-        float16, finite [B]). The optional PCA projection, the mean, the float16 rounding and
-        the finite check run on the teacher's device, so the host gets half the bytes and no
-        per-element work (on a GPU that work would otherwise take as long as the teacher).
-        A row is not finite when any value is NaN/Inf or beyond float16's range."""
+        float16, finite [B]). See `cache_token_batches`."""
+        return next(self.cache_token_batches([clips], proj))
+
+    @torch.inference_mode()
+    def cache_token_batches(
+        self, batches: Iterable[np.ndarray], proj: dict | None = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """`cache_tokens` of each batch in turn. The optional PCA projection, the mean, the
+        float16 rounding and the finite check run on the teacher's device, so the host gets
+        half the bytes and no per-element work. A row is not finite when any value is
+        NaN/Inf or beyond float16's range.
+
+        On a GPU the next batch's copy and kernels are queued before the host waits for this
+        batch's results (pinned buffers, asynchronous copies): no blocking copy between
+        batches, so host work (staging, collecting) overlaps the device's."""
         from jepa_pipe.cache.projection import project
 
-        tokens = self.device_tokens(clips)  # [B, L, D]
-        if proj is not None:
-            tokens = project(tokens, proj["mean"], proj["components"])  # [B, L, dim]
-        pooled = tokens.mean(dim=1).half()  # [B, D']
-        tokens = tokens.half()
-        finite = torch.isfinite(tokens).flatten(1).all(1) & torch.isfinite(pooled).all(1)
-        return tokens.cpu().numpy(), pooled.cpu().numpy(), finite.cpu().numpy()
+        cuda = torch.device(self.opts.device).type == "cuda"
+        if proj is not None:  # on the device once, not per batch (a copy is a sync point)
+            proj = {k: torch.as_tensor(proj[k]).to(self.opts.device) for k in PROJECTION_KEYS}
+        pending = None
+        for clips in batches:
+            if cuda:  # one host copy into pinned memory, then an asynchronous upload
+                staged = torch.empty(clips.shape, dtype=torch.uint8, pin_memory=True)
+                np.copyto(staged.numpy(), clips)
+                pixels = staged.to(self.opts.device, non_blocking=True)
+            else:
+                pixels = torch.from_numpy(np.require(clips, requirements=["C", "W"]))
+            tokens = self.device_tokens(pixels)  # [B, L, D]
+            if proj is not None:
+                tokens = project(tokens, proj["mean"], proj["components"])  # [B, L, dim]
+            pooled = tokens.mean(dim=1).half()  # [B, D']
+            tokens = tokens.half()
+            finite = torch.isfinite(tokens).flatten(1).all(1) & torch.isfinite(pooled).all(1)
+            outputs = (tokens, pooled, finite)
+            if cuda:
+                host = [torch.empty(t.shape, dtype=t.dtype, pin_memory=True) for t in outputs]
+                for h, t in zip(host, outputs, strict=True):
+                    h.copy_(t, non_blocking=True)
+                done = torch.cuda.Event()
+                done.record()
+                outputs = (host, done)
+            if pending is not None:
+                yield _collect(pending)
+            pending = outputs
+        if pending is not None:
+            yield _collect(pending)
 
     def provenance(self) -> dict:
         return {"mean": list(self.mean), "std": list(self.std), "pooling": self.pooling}
+
+
+PROJECTION_KEYS = ("mean", "components")
+
+
+def _collect(outputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Host numpy arrays of a batch's (tokens, pooled, finite): device tensors are copied,
+    pinned copies in flight are waited for (the arrays keep their pinned blocks alive)."""
+    if isinstance(outputs[1], torch.cuda.Event):
+        host, done = outputs
+        done.synchronize()
+        return tuple(h.numpy() for h in host)
+    return tuple(t.cpu().numpy() for t in outputs)
 
 
 class TextTeacher(Teacher):

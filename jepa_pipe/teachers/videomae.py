@@ -15,6 +15,14 @@ from jepa_pipe.teachers import TeacherError, VisionTeacher, register_teacher
 class VideoMAETeacher(VisionTeacher):
     model_class, config_class = "VideoMAEModel", "VideoMAEConfig"
 
+    def __init__(self, config, opts, model=None, tokenizer=None):
+        super().__init__(config, opts, model, tokenizer)
+        if self.model is not None:
+            # a plain tensor attribute, not a buffer: .to() leaves it on the CPU and every
+            # forward copies it to the device (blocking; not allowed inside a CUDA graph)
+            emb = self.model.embeddings
+            emb.position_embeddings = emb.position_embeddings.to(opts.device)
+
     def check_input(self, frames: int, size: int) -> None:
         c = self.config
         # fixed sinusoidal positions: the clip must match the checkpoint exactly
