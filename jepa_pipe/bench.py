@@ -87,9 +87,14 @@ def bench_decode(paths: list[str], sampling: ClipSampling, rounds: int = 3) -> d
     }
 
 
-def bench_cache(cfg: dict, dataset: str, limit: int = 64) -> dict:
+def bench_cache(cfg: dict, dataset: str, limit: int = 64, isolate: bool = False) -> dict:
     """Decode-only, teacher-only and end-to-end on the first `limit` rows, in a scratch
-    cache directory (real caches are not touched)."""
+    cache directory (real caches are not touched).
+
+    `isolate` also runs the pass twice more before the end-to-end one, writing nothing:
+    once decoding as usual, once from the rows decoded above. Against the full pass and the
+    teacher alone, these say what the writes, the concurrent decoding and the pass's own loop
+    each cost inside it."""
     from jepa_pipe.cache.build import (
         build_part,
         finalize_store,
@@ -119,10 +124,10 @@ def bench_cache(cfg: dict, dataset: str, limit: int = 64) -> dict:
         with DecodePool(plan.sampling, plan.workers, plan.timeout_s) as pool:
             t0 = time.perf_counter()
             decoded = {
-                k: r for k, r, _ in pool.imap_unordered((i, *t) for i, t in enumerate(tasks))
+                k: (r, e) for k, r, e in pool.imap_unordered((i, *t) for i, t in enumerate(tasks))
             }
             decode_rate = n / (time.perf_counter() - t0)
-        clips = np.stack([decoded[i]["frames"][0] for i in range(n) if decoded[i] is not None])
+        clips = np.stack([r["frames"][0] for r, _ in map(decoded.get, range(n)) if r is not None])
 
         if plan.device == "cpu":  # the thread budget the teachers get inside the pipeline
             import torch
@@ -149,6 +154,14 @@ def bench_cache(cfg: dict, dataset: str, limit: int = 64) -> dict:
         del teachers
 
         init_stores(plan)
+        isolated = {}
+        if isolate:  # these write nothing, so the stores stay unbuilt for the full pass
+            for label, rows in (("no_writes", None), ("predecoded_no_writes", decoded)):
+                part = build_part(plan, 0, 1, decoded_rows=rows, write=False)
+                isolated[f"{label}_clips_per_s"] = round(
+                    part["steady"]["rows"] / part["steady"]["seconds"], 1
+                )
+                isolated[f"{label}_timing"] = part["timing"]
         report = build_part(plan, 0, 1)
         e2e_rate = report["steady"]["rows"] / report["steady"]["seconds"]
         stores = {}
@@ -181,6 +194,7 @@ def bench_cache(cfg: dict, dataset: str, limit: int = 64) -> dict:
             # teacher (inference + host copy), writing (background thread) and waiting for
             # the last shard's writes (drain; inside the steady window)
             "end_to_end_timing": report["timing"],
+            **({"isolated": isolated} if isolate else {}),
             "tokens": stores,
         }
     finally:

@@ -298,7 +298,9 @@ def _bench(args: argparse.Namespace) -> int:
         length, dim = (int(x) for x in args.tokens.split("x"))
         result = bench.bench_write((length, dim), args.shard_size, rounds=args.rounds)
     else:
-        result = bench.bench_cache(_config(args), args.dataset, limit=args.limit)
+        result = bench.bench_cache(
+            _config(args), args.dataset, limit=args.limit, isolate=args.isolate
+        )
     print(json.dumps(result))
     return 0
 
@@ -520,6 +522,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="train: the experiment whose caches and step to time; infer: a vljepa_video one",
     )
     p.add_argument("--steps", type=int, default=20, help="train: steps per measurement")
+    p.add_argument(
+        "--isolate",
+        action="store_true",
+        help="cache: also time the pass without its writes, and without writes or decoding "
+        "(rows decoded beforehand), to see which stage slows it",
+    )
     p.set_defaults(func=_bench)
 
     p = sub.add_parser(

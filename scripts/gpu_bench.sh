@@ -33,8 +33,11 @@ T=$W/cache/teachers
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$FIG/gpu.txt"
 
 if [[ " $STAGES " == *" cache "* ]]; then
-    run bench cache --config $CFG --dataset ucf101 --limit 200 | tee "$FIG/cache_ucf101.json"
-    run bench cache --config $CFG --dataset ssv2 --limit 256 | tee "$FIG/cache_ssv2.json"
+    # --isolate: the pass also without writes, and without writes or decoding, so a lease
+    # where end to end falls short says which stage costs what
+    run bench cache --config $CFG --dataset ucf101 --limit 200 --isolate | tee "$FIG/cache_ucf101.json"
+    run bench cache --config $CFG --dataset ssv2 --limit 256 --isolate | tee "$FIG/cache_ssv2.json"
+    PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH} timeout "$LIMIT_S" python scripts/gpu_graph_check.py | tee "$FIG/cuda_graphs.txt"
 fi
 [[ " $STAGES " == *" train "* ]] || exit 0
 run cache --config $CFG --dataset ssv2 > "$FIG/build_ssv2.json"

@@ -556,8 +556,8 @@ def test_shard_encoder_writes_the_bytes_zarr_writes(tmp_path):
         read_shard(back["tokens"], 1)
 
 
-def test_bench_commands_print_their_figures(clean):
-    from jepa_pipe import bench
+def test_bench_commands_print_their_figures(clean, monkeypatch):
+    from jepa_pipe import bench, video
     from jepa_pipe.sampling import ClipSampling
 
     paths = sorted(str(p) for p in (clean / "data/ucf101/UCF-101").rglob("v_Move*_c0*.avi"))[:6]
@@ -567,9 +567,24 @@ def test_bench_commands_print_their_figures(clean):
     assert result["clips"] == 6 and result["project_over_raw"] > 0
     cfg = validate_config(yaml.safe_load((clean / "config.yaml").read_text()), base_dir=clean)
     with inside(clean):
-        result = bench.bench_cache(cfg, "ucf101", limit=12)
+        pools = []
+        real_pool = video.DecodePool
+        monkeypatch.setattr(
+            video, "DecodePool", lambda *a, **k: pools.append(1) or real_pool(*a, **k)
+        )
+        result = bench.bench_cache(cfg, "ucf101", limit=12, isolate=True)
     for key in ("decode_clips_per_s", "teacher_clips_per_s", "end_to_end_clips_per_s"):
         assert result[key] > 0, key
+    # decoders for: decode-only, the pass without writes, the full pass; none for the pass
+    # from pre-decoded rows. The isolated passes wrote nothing: the full pass built it all
+    isolated = result["isolated"]
+    assert len(pools) == 3
+    assert (
+        isolated["no_writes_clips_per_s"] > 0 and isolated["predecoded_no_writes_clips_per_s"] > 0
+    )
+    assert isolated["no_writes_timing"]["write_s"] == 0
+    assert isolated["predecoded_no_writes_timing"]["write_s"] == 0
+    assert result["end_to_end_timing"]["write_s"] > 0
     assert result["tokens"]["videomae_tiny"]["ideal_bytes_per_clip"] == 128 * 64 * 2
     result = bench.bench_write((16, 8), shard_size=4, rounds=1)
     assert result["shard_shape"] == [4, 16, 8] and result["shard_mb"] == round(4 * 16 * 8 * 2e-6, 1)

@@ -8,6 +8,7 @@ are the same as an uninterrupted build (decoding and teachers are deterministic 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
@@ -347,19 +348,29 @@ def _decode_stream(
     rows: int,
     clip_ids: list[str],
     out: queue.Queue,
+    decoded_rows: dict | None = None,
 ) -> None:
     """Background thread: decode shard after shard in worker processes and hand complete,
     assembled shards to the main thread, so decoding (and the copies into the shard's
-    arrays) overlap with teacher inference."""
+    arrays) overlap with teacher inference. `decoded_rows` ({row: (result, error)}, for
+    benchmarks) stands in for the decoders."""
     from jepa_pipe.video import DecodePool
 
     try:
-        with DecodePool(plan.sampling, plan.workers, plan.timeout_s) as pool:
+        with (
+            DecodePool(plan.sampling, plan.workers, plan.timeout_s)
+            if decoded_rows is None
+            else contextlib.nullcontext()
+        ) as pool:
             for shard in shards:
                 rng = shard_rows(shard, rows, plan.shard_size)
-                results = {}
-                for key, result, error in pool.imap_unordered((r, *tasks[r]) for r in rng):
-                    results[key] = (result, error)
+                if decoded_rows is not None:
+                    results = {r: decoded_rows[r] for r in rng}
+                else:
+                    results = {
+                        key: (result, error)
+                        for key, result, error in pool.imap_unordered((r, *tasks[r]) for r in rng)
+                    }
                 backends = Counter(r["backend"] for r, _ in results.values() if r is not None)
                 out.put((shard, *_assemble(plan, rng, results, clip_ids), backends))
         out.put(None)
@@ -367,8 +378,19 @@ def _decode_stream(
         out.put(e)
 
 
-def build_part(plan: CachePlan, part: int, parts: int) -> dict:
-    """Build every unfinished shard that part `part` of `parts` owns, for every store."""
+def build_part(
+    plan: CachePlan,
+    part: int,
+    parts: int,
+    *,
+    decoded_rows: dict | None = None,
+    write: bool = True,
+) -> dict:
+    """Build every unfinished shard that part `part` of `parts` owns, for every store.
+
+    For `bench cache --isolate` only: `decoded_rows` replaces decoding with rows decoded
+    earlier, and `write=False` runs the pass without writing anything (no shard is marked
+    done), so each stage's share of the end-to-end time can be measured inside the pass."""
     table = read_manifest(plan.rows)
     rows = table.num_rows
     clip_ids = table.column("clip_id").to_pylist()
@@ -406,10 +428,10 @@ def build_part(plan: CachePlan, part: int, parts: int) -> dict:
         threading.Thread(
             target=_decode_stream,
             daemon=True,
-            args=(plan, tasks, decode_shards, rows, clip_ids, decoded),
+            args=(plan, tasks, decode_shards, rows, clip_ids, decoded, decoded_rows),
         ).start()
     timing = Counter()
-    writer = ShardWriter()
+    writer = ShardWriter(write=write)
     try:
         steady = _build_shards(
             plan,
@@ -439,7 +461,8 @@ class ShardWriter:
     shard. A failed write is raised in the caller at the next submit or at flush; a marker
     is never written before its data."""
 
-    def __init__(self):
+    def __init__(self, write: bool = True):
+        self.write = write  # False: take the jobs, write nothing (benchmarks)
         self.jobs: queue.Queue = queue.Queue(maxsize=4)
         self.error: BaseException | None = None
         self.seconds = 0.0
@@ -452,7 +475,7 @@ class ShardWriter:
             try:
                 if job is None:
                     return
-                if self.error is None:
+                if self.error is None and self.write:
                     t0 = time.perf_counter()
                     arrays, shard, marker, content = job
                     for array, data in arrays:
