@@ -422,6 +422,8 @@ def build_part(
         if any(plan.view_name(name, v) in need for _, need in todo for v in views)
     }
     projections = {name: projection.load(groups[name]) for name in plan.teachers}
+    # opening an array reads its metadata from disk (~1 ms): once per store, not per shard
+    arrays = {name: dict(group.arrays()) for name, group in groups.items()}
     decode_shards = [s for s, need in todo if any(n.startswith("frames") for n in need)]
     decoded: queue.Queue = queue.Queue(maxsize=2)
     if decode_shards:
@@ -440,7 +442,7 @@ def build_part(
             todo,
             rows,
             clip_ids,
-            groups,
+            arrays,
             teachers,
             decoded,
             writer,
@@ -509,7 +511,7 @@ def _build_shards(
     todo,
     rows,
     clip_ids,
-    groups,
+    arrays: dict[str, dict[str, zarr.Array]],
     teachers,
     decoded,
     writer: ShardWriter,
@@ -536,7 +538,7 @@ def _build_shards(
                 name = plan.view_name("frames", v)
                 if name not in need:
                     continue
-                group = groups[name]
+                group = arrays[name]
                 writer.submit(
                     [
                         (group["frames"], clips),
@@ -560,7 +562,7 @@ def _build_shards(
                 if store_name not in need:
                     continue
                 if v not in view_clips:  # decoded in an earlier run: read it back
-                    frames = groups[plan.view_name("frames", v)]
+                    frames = arrays[plan.view_name("frames", v)]
                     view_clips[v] = (frames["frames"][sl], frames["valid"][sl])
                 clips, valid = view_clips[v]
                 t0 = time.perf_counter()
@@ -575,7 +577,7 @@ def _build_shards(
                     projections[name],
                 )
                 timing[f"teacher_{name}_s"] += time.perf_counter() - t0
-                group = groups[store_name]
+                group = arrays[store_name]
                 upstream = [dict(f, store=store_name) for f in failures]
                 writer.submit(
                     [
