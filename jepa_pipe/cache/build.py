@@ -657,10 +657,7 @@ def _run_teacher(
     todo = np.nonzero(valid)[0]
     batches = [todo[start : start + batch] for start in range(0, len(todo), batch)]
     # a run of rows is a view; only a batch with an invalid row in it needs a gathered copy
-    inputs = (
-        clips[idx[0] : idx[-1] + 1] if idx[-1] - idx[0] + 1 == len(idx) else clips[idx]
-        for idx in batches
-    )
+    inputs = (clips[_run(idx) or idx] for idx in batches)
     # float16 [B, L, dim], [B, dim]; projected (pooled: the mean of projected tokens)
     outputs = teacher.cache_token_batches(inputs, proj)
     for idx, (tok, pool, finite) in zip(batches, outputs, strict=True):
@@ -675,13 +672,18 @@ def _run_teacher(
                         "reason": "non-finite teacher output (NaN, Inf or beyond float16)",
                     }
                 )
-        keep = idx[finite]
-        if len(keep) == len(idx) and keep[-1] - keep[0] + 1 == len(keep):
-            span = slice(keep[0], keep[-1] + 1)  # the usual case: one copy, no temporaries
+        span = _run(idx) if finite.all() else None
+        if span is not None:  # the usual case: one copy, no temporaries
             tokens[span], pooled[span] = tok, pool
         else:
+            keep = idx[finite]
             tokens[keep], pooled[keep] = tok[finite], pool[finite]
     return tokens, pooled, ok, failures
+
+
+def _run(idx: np.ndarray) -> slice | None:
+    """The slice of sorted row indices that are consecutive, else None."""
+    return slice(idx[0], idx[-1] + 1) if idx[-1] - idx[0] + 1 == len(idx) else None
 
 
 def finalize_store(path: Path, manifest: Path) -> dict:

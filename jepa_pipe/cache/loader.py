@@ -58,9 +58,9 @@ def _row_views(chunk_rows: int, chunks: list, row_shape: tuple, dtype) -> list[n
 class _ShardRows:
     """Row views of whole shards by key, read through ``shard_chunks`` (uncompressed shards
     memory-mapped, zstd ones decoded; an unsharded array's chunk through zarr), the ``limit``
-    most recently used kept. Every kept
-    mapping counts against the kernel's vm.max_map_count (65530 by default), which keeping
-    every shard of a Kinetics-sized store (40k shards of 16 rows per array) would exceed."""
+    most recently used kept. Every kept mapping counts against the kernel's vm.max_map_count
+    (65530 by default), which keeping every shard of a Kinetics-sized store (40k shards of
+    16 rows per array) would exceed."""
 
     def __init__(self, limit: int):
         self.limit = limit

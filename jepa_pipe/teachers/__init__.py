@@ -250,7 +250,9 @@ class VisionTeacher(Teacher):
 
         cuda = torch.device(self.opts.device).type == "cuda"
         if proj is not None:  # on the device once, not per batch (a copy is a sync point)
-            proj = {k: torch.as_tensor(proj[k]).to(self.opts.device) for k in PROJECTION_KEYS}
+            mean, components = (
+                torch.as_tensor(proj[k]).to(self.opts.device) for k in ("mean", "components")
+            )
         pending = None
         for clips in batches:
             if cuda:  # one host copy into pinned memory, then an asynchronous upload
@@ -261,7 +263,7 @@ class VisionTeacher(Teacher):
                 pixels = torch.from_numpy(np.require(clips, requirements=["C", "W"]))
             tokens = self.device_tokens(pixels)  # [B, L, D]
             if proj is not None:
-                tokens = project(tokens, proj["mean"], proj["components"])  # [B, L, dim]
+                tokens = project(tokens, mean, components)  # [B, L, dim]
             pooled = tokens.mean(dim=1).half()  # [B, D']
             tokens = tokens.half()
             finite = torch.isfinite(tokens).flatten(1).all(1) & torch.isfinite(pooled).all(1)
@@ -281,9 +283,6 @@ class VisionTeacher(Teacher):
 
     def provenance(self) -> dict:
         return {"mean": list(self.mean), "std": list(self.std), "pooling": self.pooling}
-
-
-PROJECTION_KEYS = ("mean", "components")
 
 
 def _collect(outputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
