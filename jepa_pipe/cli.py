@@ -95,6 +95,17 @@ def _emit(obj: dict, out: Path | None) -> None:
 def _tiny_teacher(args: argparse.Namespace) -> int:
     from jepa_pipe.teachers.tiny import write_tiny_teacher
 
+    if args.pretrain_steps:
+        from jepa_pipe.demo.pretrain import pretrain_video_teacher
+
+        if args.size != "tiny":
+            raise SystemExit("tiny-teacher: --pretrain-steps trains tiny checkpoints only")
+        record = pretrain_video_teacher(
+            args.kind, args.out, args.pretrain_steps, args.seed, args.image_size, args.frames
+        )
+        summary = {k: v for k, v in record.items() if k != "curve"}
+        print(json.dumps(summary | {"out": str(args.out)}))
+        return 0
     out = write_tiny_teacher(
         args.kind,
         args.out,
@@ -361,6 +372,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="tiny",
         help="tiny: width 64, 2 layers (demo, tests); full: the real checkpoint's architecture "
         "(VideoMAE-H, V-JEPA 2 ViT-L, ViT-B/16, BERT-base), random weights, for GPU benchmarks",
+    )
+    p.add_argument(
+        "--pretrain-steps",
+        type=int,
+        default=0,
+        help="videomae / vjepa2, tiny: train this many steps to name the motion of rendered "
+        "shapes before saving (the demo's shipped teachers; jepa_pipe.demo.pretrain)",
     )
     p.set_defaults(func=_tiny_teacher)
 

@@ -48,11 +48,11 @@ def test_dry_run_resolves_the_demo_dag(tmp_path):
     res = snakemake(tmp_path, "-n", "--quiet", "rules")
     assert res.returncode == 0, res.stderr
     out = res.stdout + res.stderr
-    # 6 datasets; 5 tiny teachers; 2 parts each; 14 stores (6 frames + 8 teacher); 4 text
+    # 6 datasets; 3 random tiny teachers (VideoMAE is shipped); 2 parts each; 14 stores (6 frames + 8 teacher); 4 text
     counts = {
         "demo_data": 6,
         "manifest": 6,
-        "tiny_teacher": 5,
+        "tiny_teacher": 3,
         "cache_init": 6,
         "cache_part": 12,
         "cache_finalize": 14,
@@ -178,7 +178,9 @@ def test_train_target_trains_the_three_demo_recipes_from_caches(tmp_path):
         loss = pq.read_table(run / "metrics.parquet").column("loss").to_pylist()
         assert len(loss) == cfg["experiments"][name]["steps"]
         first, last = sum(loss[:10]) / 10, sum(loss[-10:]) / 10
-        assert last < 0.8 * first, (name, first, last)
+        # the shipped motion teacher's tokens are harder to predict than a random teacher's:
+        # 150 steps take vjepa_demo's L1 from 0.74 to 0.59 (was 0.78 to 0.46)
+        assert last < 0.9 * first, (name, first, last)
         assert (run / "student.pt").is_file() and (run / "config.yaml").is_file()
         assert (tmp_path / "logs" / "train" / f"{name}.log").is_file()
     bench = subprocess.run(
@@ -217,9 +219,10 @@ def test_cache_runs_unchanged_under_the_generic_cluster_executor(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     submitted = (tmp_path / "logs/cluster/submitted.txt").read_text().split("\n")
     jobs = [line.split() for line in submitted if line]
-    # demo_data, manifest, tiny_teacher, cache_init, cache_part x2, cache_finalize x2, text
+    # demo_data, manifest, cache_init, cache_part x2, cache_finalize x2, text (the video
+    # teacher is shipped: no tiny_teacher job)
     names = [name for _, name in jobs]
-    assert len(jobs) == 9, names
+    assert len(jobs) == 8, names
     assert sum("cache_part" in n for n in names) == 2
     assert len({pid for pid, _ in jobs}) == len(jobs)  # each its own process
     frames = open_store(tmp_path / "cache/msvd/frames.zarr")

@@ -58,7 +58,15 @@ class LoadOptions:
 
 
 def resolve_weights(weights: str) -> str:
-    """A local folder, a packaged checkpoint (``package:NAME``) or a hub id, as given."""
+    """A local folder, a packaged checkpoint (``package:NAME``), one of the demo's shipped
+    tiny teachers (``demo:NAME``, ``jepa_pipe/demo/weights/NAME``) or a hub id, as given."""
+    if weights.startswith("demo:"):
+        shipped = resources.files("jepa_pipe.demo").joinpath("weights")
+        path = shipped.joinpath(weights.removeprefix("demo:"))
+        if not path.is_dir():
+            names = sorted(p.name for p in shipped.iterdir() if p.is_dir())
+            raise TeacherError(f"no shipped demo teacher {weights!r}; there are {names}")
+        return str(path)
     if weights in PACKAGED_WEIGHTS:
         module, sub = PACKAGED_WEIGHTS[weights]
         try:

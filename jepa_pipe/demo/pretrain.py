@@ -1,0 +1,194 @@
+"""Demo video teachers that have seen motion.
+
+The demo's labels and captions depend only on how a shape moves (direction, rotation sense,
+speed). A randomly initialised tiny teacher's tokens do not carry that (README, "On the
+demo"), so a student distilled from its cache has nothing to learn and the benchmarks cannot
+tell a working pipeline from a broken one. Real recipes load pretrained weights; the demo
+cannot download any, so it ships tiny checkpoints of the real classes that this module
+trained to name the motion of rendered shapes: fresh clips from the demo's renderer, drawn
+from their own seed stream, never the demo datasets' clips.
+
+``python -m jepa_pipe tiny-teacher --kind videomae --pretrain-steps 3000 --out DIR`` writes
+one (``save_pretrained``, plus ``pretrain.json`` with the settings and the loss curve).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from jepa_pipe import get_logger
+from jepa_pipe.demo import render
+from jepa_pipe.demo.render import MOTIONS, SPEEDS
+
+log = get_logger("demo.pretrain")
+
+STILL = len(MOTIONS) * len(SPEEDS)  # class index of a clip where nothing moves
+N_CLASSES = STILL + 1
+SOURCE_FRAMES = 32  # rendered frames per clip, as the demo videos (4 s at 8 fps)
+# the demo videos' widths (short side 64): the clip is centre-cropped as decode does
+WIDTHS = (64, 72, 80, 88)
+# ImageNet statistics, as the video teachers normalise (teachers.VisionTeacher)
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def motion_clip(
+    rng: np.random.Generator, frames: int = 16, frame_step: int = 2, size: int = 64
+) -> tuple[np.ndarray, int]:
+    """One rendered clip [frames, size, size, 3] uint8 and its class: motion x speed, or
+    STILL. A moving shape moves over the whole clip or, as Charades-STA's events do, starts
+    and stops inside it; 0-2 still distractors."""
+    w = int(rng.choice(WIDTHS))
+    shapes, label = [], STILL
+    if rng.random() < 0.9:
+        m, s = int(rng.integers(len(MOTIONS))), int(rng.integers(len(SPEEDS)))
+        start, length = 0, SOURCE_FRAMES
+        if rng.random() < 0.5:
+            start = int(rng.integers(0, SOURCE_FRAMES - 8))
+            length = int(rng.integers(8, SOURCE_FRAMES - start + 1))
+        shapes.append(
+            render.moving_shape(rng, MOTIONS[m], SPEEDS[s], SOURCE_FRAMES, size, w, start, length)
+        )
+        label = m * len(SPEEDS) + s
+    shapes += [render.still_shape(rng, SOURCE_FRAMES, size, w) for _ in range(rng.integers(0, 3))]
+    video = render.render(shapes, SOURCE_FRAMES, size, w, rng)  # [32, size, w, 3]
+    left = (w - size) // 2
+    first = int(rng.integers(0, SOURCE_FRAMES - (frames - 1) * frame_step))
+    idx = first + np.arange(frames) * frame_step
+    return video[idx, :, left : left + size], label
+
+
+def motion_pool(
+    seed: int, n: int, frames: int = 16, frame_step: int = 2, size: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
+    """n clips [n, frames, size, size, 3] and labels [n], from a stream no demo dataset uses."""
+    rng = np.random.default_rng([seed, zlib.crc32(b"demo.pretrain")])
+    clips = np.empty((n, frames, size, size, 3), np.uint8)
+    labels = np.empty(n, np.int64)
+    for i in range(n):
+        clips[i], labels[i] = motion_clip(rng, frames, frame_step, size)
+    return clips, labels
+
+
+# Motion index after a horizontal flip, a vertical flip, or playing the clip backwards (a
+# mirror reverses the rotation sense): label-aware augmentations that multiply the pool.
+_MIRROR_H = np.array([1, 0, 2, 3, 5, 4])
+_MIRROR_V = np.array([0, 1, 3, 2, 5, 4])
+_REVERSE = np.array([1, 0, 3, 2, 5, 4])
+
+
+def augment(
+    rng: np.random.Generator, clips: np.ndarray, labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each clip [B, T, H, W, 3] flipped left-right, up-down and/or reversed in time at random,
+    its label moved with it."""
+    clips, motion, speed = clips.copy(), labels // len(SPEEDS), labels % len(SPEEDS)
+    for axis, table in ((3, _MIRROR_H), (2, _MIRROR_V), (1, _REVERSE)):
+        pick = rng.random(len(clips)) < 0.5
+        clips[pick] = np.flip(clips[pick], axis=axis)
+        motion = np.where(pick, table[np.minimum(motion, len(MOTIONS) - 1)], motion)
+    moving = labels != STILL
+    return clips, np.where(moving, motion * len(SPEEDS) + speed, STILL)
+
+
+def _normalise(clips: np.ndarray) -> torch.Tensor:
+    x = torch.from_numpy(clips).permute(0, 1, 4, 2, 3).float().div_(255.0)  # [B, T, 3, H, W]
+    mean, std = (torch.tensor(v).view(1, 1, 3, 1, 1) for v in (MEAN, STD))
+    return (x - mean) / std
+
+
+def pretrain_video_teacher(
+    kind: str,
+    out: str | Path,
+    steps: int,
+    seed: int = 0,
+    image_size: int = 64,
+    frames: int = 16,
+    pool: int = 6144,
+    batch_size: int = 32,
+    lr: float = 3e-3,
+) -> dict:
+    """Train a tiny `kind` (videomae or vjepa2) with a linear head on its mean token to name
+    each clip's motion (cross-entropy over N_CLASSES), then ``save_pretrained`` the encoder
+    alone (the head is dropped: the cache reads tokens)."""
+    import transformers
+
+    from jepa_pipe.teachers.tiny import teacher_config
+
+    if kind not in ("videomae", "vjepa2"):
+        raise ValueError(f"motion pretraining is for video teachers; got kind {kind!r}")
+    torch.manual_seed(seed)
+    config = teacher_config(kind, "tiny", image_size, frames)
+    if kind == "videomae":
+        model = transformers.VideoMAEModel(config)
+
+        def tokens(x):
+            return model(pixel_values=x).last_hidden_state  # [B, L, D]
+    else:
+        model = transformers.VJEPA2Model(config)
+
+        def tokens(x):
+            return model.get_vision_features(x)  # [B, L, D]
+
+    head = torch.nn.Linear(config.hidden_size, N_CLASSES)
+    params = [*model.parameters(), *head.parameters()]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
+    warmup = max(1, steps // 20)
+
+    def lr_at(step: int) -> float:  # linear warmup, cosine to 10 %
+        if step < warmup:
+            return lr * (step + 1) / warmup
+        t = (step - warmup) / max(1, steps - warmup)
+        return lr * (0.1 + 0.45 * (1 + math.cos(math.pi * t)))
+
+    t0 = time.perf_counter()
+    clips, labels = motion_pool(seed, pool, frames, 2, image_size)
+    render_s = time.perf_counter() - t0
+    rng = np.random.default_rng([seed, 1])
+    curve, window = [], []
+    model.train()
+    for step in range(steps):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step)
+        rows = np.sort(rng.choice(pool, batch_size, replace=False))
+        batch, batch_labels = augment(rng, clips[rows], labels[rows])
+        logits = head(tokens(_normalise(batch)).mean(1))  # [B, N_CLASSES]
+        target = torch.from_numpy(batch_labels)
+        loss = torch.nn.functional.cross_entropy(logits, target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        window.append((loss.item(), (logits.argmax(1) == target).float().mean().item()))
+        if (step + 1) % 100 == 0 or step + 1 == steps:
+            loss_mean, acc = np.mean(window, axis=0)
+            curve.append({"step": step + 1, "loss": round(float(loss_mean), 4),
+                          "accuracy": round(float(acc), 3)})  # fmt: skip
+            log.info("step %d loss %.4f accuracy %.3f", step + 1, loss_mean, acc)
+            window = []
+    out = Path(out)
+    model.save_pretrained(out)
+    record = {
+        "task": f"name the motion of rendered shapes ({N_CLASSES} classes: "
+        f"{len(MOTIONS)} motions x {len(SPEEDS)} speeds, and still)",
+        "kind": kind,
+        "steps": steps,
+        "seed": seed,
+        "pool": pool,
+        "batch_size": batch_size,
+        "lr": lr,
+        "frames": frames,
+        "image_size": image_size,
+        "render_s": round(render_s, 1),
+        "train_s": round(time.perf_counter() - t0 - render_s, 1),
+        "torch": torch.__version__,
+        "curve": curve,
+    }
+    (out / "pretrain.json").write_text(json.dumps(record, indent=1) + "\n")
+    return record
