@@ -52,11 +52,19 @@ def main() -> None:
     tokens = group["tokens"][:].astype(np.float32)  # [N, L, D]
     t = group.attrs["jepa_pipe"]["token_grid"][0]
     per_step = tokens.reshape(len(tokens), t, -1, tokens.shape[-1]).mean(2)  # [N, T', D]
+    centred = tokens - tokens.mean((0, 1))
+    clip_mean = centred.mean(1, keepdims=True)  # [N, 1, D]
     print(json.dumps({
         "chance": round(100 / classes, 1),
         "pixel_motion_centroid": top1(centroid),
         "teacher_mean_pooled": top1(tokens.mean(1)),
         "teacher_time_ordered": top1(per_step.reshape(len(tokens), -1)),
+        # one token alone (first, middle, last position): does each token carry the label?
+        **{f"teacher_token_{i}": top1(tokens[:, i]) for i in (0, tokens.shape[1] // 2, -1)},
+        # how much of the tokens' variance is the clip's mean token (what students see least)
+        "clip_mean_variance_share": round(
+            float((clip_mean**2).sum() * tokens.shape[1] / (centred**2).sum()), 3
+        ),
     }))  # fmt: skip
 
 
