@@ -48,7 +48,8 @@ def test_dry_run_resolves_the_demo_dag(tmp_path):
     res = snakemake(tmp_path, "-n", "--quiet", "rules")
     assert res.returncode == 0, res.stderr
     out = res.stdout + res.stderr
-    # 6 datasets; 3 random tiny teachers (VideoMAE is shipped); 2 parts each; 14 stores (6 frames + 8 teacher); 4 text
+    # 6 datasets; 3 random tiny teachers (VideoMAE is shipped); 2 parts each; 14 stores
+    # (6 frames + 8 teacher); 4 text
     counts = {
         "demo_data": 6,
         "manifest": 6,

@@ -34,8 +34,6 @@ N_CLASSES = STILL + 1
 SOURCE_FRAMES = 32  # rendered frames per clip, as the demo videos (4 s at 8 fps)
 # the demo videos' widths (short side 64): the clip is centre-cropped as decode does
 WIDTHS = (64, 72, 80, 88)
-# ImageNet statistics, as the video teachers normalise (teachers.VisionTeacher)
-MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 def motion_clip(
@@ -97,12 +95,6 @@ def augment(
     return clips, np.where(moving, motion * len(SPEEDS) + speed, STILL)
 
 
-def _normalise(clips: np.ndarray) -> torch.Tensor:
-    x = torch.from_numpy(clips).permute(0, 1, 4, 2, 3).float().div_(255.0)  # [B, T, 3, H, W]
-    mean, std = (torch.tensor(v).view(1, 1, 3, 1, 1) for v in (MEAN, STD))
-    return (x - mean) / std
-
-
 def pretrain_video_teacher(
     kind: str,
     out: str | Path,
@@ -119,22 +111,19 @@ def pretrain_video_teacher(
     alone (the head is dropped: the cache reads tokens)."""
     import transformers
 
+    from jepa_pipe.teachers import TEACHERS, LoadOptions
     from jepa_pipe.teachers.tiny import teacher_config
 
     if kind not in ("videomae", "vjepa2"):
         raise ValueError(f"motion pretraining is for video teachers; got kind {kind!r}")
     torch.manual_seed(seed)
     config = teacher_config(kind, "tiny", image_size, frames)
-    if kind == "videomae":
-        model = transformers.VideoMAEModel(config)
-
-        def tokens(x):
-            return model(pixel_values=x).last_hidden_state  # [B, L, D]
-    else:
-        model = transformers.VJEPA2Model(config)
-
-        def tokens(x):
-            return model.get_vision_features(x)  # [B, L, D]
+    cls = TEACHERS[kind]
+    model = getattr(transformers, cls.model_class)(config, **cls.model_kwargs)
+    # the teacher's own normalisation and forward, as the cache will run them; built without
+    # a model (which it would freeze), then handed the trainable one
+    teacher = cls(config, LoadOptions())
+    teacher.model = model
 
     head = torch.nn.Linear(config.hidden_size, N_CLASSES)
     params = [*model.parameters(), *head.parameters()]
@@ -158,7 +147,8 @@ def pretrain_video_teacher(
             group["lr"] = lr_at(step)
         rows = np.sort(rng.choice(pool, batch_size, replace=False))
         batch, batch_labels = augment(rng, clips[rows], labels[rows])
-        logits = head(tokens(_normalise(batch)).mean(1))  # [B, N_CLASSES]
+        tokens = teacher.forward_tokens(teacher.normalise(batch))  # [B, L, D]
+        logits = head(tokens.mean(1))  # [B, N_CLASSES]
         target = torch.from_numpy(batch_labels)
         loss = torch.nn.functional.cross_entropy(logits, target)
         opt.zero_grad(set_to_none=True)
