@@ -397,6 +397,44 @@ def test_sigkill_mid_build_then_resume_is_byte_identical(tmp_path, clean, small_
     assert tree(work) == tree(clean)
 
 
+def test_a_non_finite_teacher_row_is_invalid_with_its_reason(
+    tmp_path, clean, small_ucf, tiny_videomae, monkeypatch
+):
+    """The pass launches each teacher batch before it stores the previous one (across
+    shards); a batch with a NaN row still lands in its own rows: that row invalid with its
+    reason, every other row as in the clean build."""
+    from jepa_pipe.teachers.videomae import VideoMAETeacher
+
+    forward, calls, poisoned = VideoMAETeacher.device_tokens, [], []
+
+    def device_tokens(self, clips):  # [B, T, H, W, 3] uint8 -> [B, L, D]
+        tokens = forward(self, clips)
+        calls.append(len(clips))
+        if calls.count(3) == 2 and len(clips) == 3 and not poisoned:  # shard 1, first batch
+            poisoned.append(np.asarray(clips[1].cpu()))
+            tokens[1, 5, 0] = float("nan")
+        return tokens
+
+    monkeypatch.setattr(VideoMAETeacher, "device_tokens", device_tokens)
+    work = make_workdir(tmp_path, small_ucf, tiny_videomae, parts=1)
+    build_all(work)
+    frames = open_store(work / "cache/ucf101/frames.zarr")["frames"][:]
+    [row] = [r for r in range(len(frames)) if np.array_equal(frames[r], poisoned[0])]
+    got = open_store(work / "cache/ucf101/videomae_tiny.zarr")
+    want = open_store(clean / "cache/ucf101/videomae_tiny.zarr")
+    expected_valid = want["valid"][:].copy()
+    assert expected_valid[row]
+    expected_valid[row] = False
+    assert np.array_equal(got["valid"][:], expected_valid)
+    assert not got["tokens"][row].any()
+    others = np.nonzero(expected_valid)[0]
+    assert np.array_equal(got["tokens"][others], want["tokens"][others])
+    failures = pq.read_table(work / "cache/ucf101/videomae_tiny.failures.parquet").to_pylist()
+    mine = [f for f in failures if f["row"] == row]
+    assert len(mine) == 1 and mine[0]["reason"].startswith("non-finite teacher output")
+    assert len(failures) == 5  # the 4 upstream decode failures, then this one
+
+
 @pytest.mark.fault
 def test_two_parts_in_parallel_lose_no_row(tmp_path, clean, small_ucf, tiny_videomae):
     work = make_workdir(tmp_path, small_ucf, tiny_videomae, parts=2)

@@ -504,6 +504,41 @@ class ShardWriter:
         self.thread.join()
 
 
+@dataclass
+class _StoreShard:
+    """One teacher store's shard while its batches are on the device."""
+
+    store: str
+    shard: int
+    rng: range
+    tokens: np.ndarray  # [n, L, D'] float16
+    pooled: np.ndarray  # [n, D'] float16
+    valid: np.ndarray  # [n]: decoded, and the teacher's output finite
+    failures: list[dict]
+    open_batches: int = 0
+
+    def fill(self, idx: np.ndarray, outputs: tuple, clip_ids: list[str]) -> None:
+        """Store one collected batch (rows `idx` of the shard)."""
+        tok, pool, finite = outputs  # [B, L, D'], [B, D'], [B]
+        for i in idx[~finite]:
+            self.valid[i] = False
+            self.failures.append(
+                {
+                    "row": self.rng[i],
+                    "clip_id": clip_ids[self.rng[i]],
+                    "store": self.store,
+                    "reason": "non-finite teacher output (NaN, Inf or beyond float16)",
+                }
+            )
+        span = _run(idx) if finite.all() else None
+        if span is not None:  # the usual case: one copy, no temporaries
+            self.tokens[span], self.pooled[span] = tok, pool
+        else:
+            keep = idx[finite]
+            self.tokens[keep], self.pooled[keep] = tok[finite], pool[finite]
+        self.open_batches -= 1
+
+
 def _build_shards(
     plan,
     part,
@@ -518,8 +553,53 @@ def _build_shards(
     timing: Counter,
     projections: dict,
 ) -> dict:
-    steady_start, steady_rows = None, 0
+    """Every teacher batch of every shard and store is launched before the previous one is
+    collected, so the device never waits for the host between batches, shards or teachers:
+    the host stores batch k and hands finished shards to the writer while batch k+1 runs."""
+    from jepa_pipe.teachers import collect
+
+    steady = {"start": None, "rows": 0}
     views = range(plan.sampling.num_views)
+    open_stores: dict[int, int] = {}  # shard -> teacher stores not yet handed to the writer
+    in_flight = None  # (job, rows, teacher name, launched batch)
+
+    def shard_done(shard: int, need: list[str], n: int) -> None:
+        log.info(
+            "%s part %d/%d: shard %d done (%s)", plan.dataset, part, parts, shard, ", ".join(need)
+        )
+        if steady["start"] is None:  # throughput after the first shard, without start-up
+            steady["start"] = time.perf_counter()
+        else:
+            steady["rows"] += n
+
+    def store_done(job: _StoreShard, need: list[str]) -> None:
+        group = arrays[job.store]
+        writer.submit(
+            [
+                (group["tokens"], job.tokens),
+                (group["pooled"], job.pooled),
+                (group["valid"], job.valid),
+            ],
+            job.shard,
+            shard_marker(plan.store_path(job.store), job.shard),
+            {
+                "shard": job.shard,
+                "rows": [job.rng.start, job.rng.stop],
+                "valid": int(job.valid.sum()),
+                "failures": job.failures,
+            },
+        )
+        open_stores[job.shard] -= 1
+        if not open_stores[job.shard]:
+            shard_done(job.shard, need, len(job.rng))
+
+    def finish(job: _StoreShard, idx: np.ndarray, name: str, launched, need: list[str]) -> None:
+        t0 = time.perf_counter()
+        job.fill(idx, collect(launched), clip_ids)
+        timing[f"teacher_{name}_s"] += time.perf_counter() - t0
+        if not job.open_batches:
+            store_done(job, need)
+
     for shard, need in todo:
         rng = shard_rows(shard, rows, plan.shard_size)
         sl = slice(rng.start, rng.stop)
@@ -556,55 +636,52 @@ def _build_shards(
                         "decoded_with": dict(sorted(backends.items())),
                     },
                 )
-        for name, teacher in teachers.items():
-            for v in views:
-                store_name = plan.view_name(name, v)
-                if store_name not in need:
-                    continue
-                if v not in view_clips:  # decoded in an earlier run: read it back
-                    frames = arrays[plan.view_name("frames", v)]
-                    view_clips[v] = (frames["frames"][sl], frames["valid"][sl])
-                clips, valid = view_clips[v]
+        stores = [
+            (name, v, plan.view_name(name, v))
+            for name in teachers
+            for v in views
+            if plan.view_name(name, v) in need
+        ]
+        open_stores[shard] = len(stores)
+        if not stores:
+            shard_done(shard, need, len(rng))
+        for name, v, store_name in stores:
+            teacher, proj = teachers[name], projections[name]
+            if v not in view_clips:  # decoded in an earlier run: read it back
+                frames = arrays[plan.view_name("frames", v)]
+                view_clips[v] = (frames["frames"][sl], frames["valid"][sl])
+            clips, valid = view_clips[v]
+            dim = teacher.hidden_size if proj is None else proj["components"].shape[1]
+            length = int(np.prod(teacher.token_grid(clips.shape[1], clips.shape[2])))
+            job = _StoreShard(
+                store_name,
+                shard,
+                rng,
+                np.zeros((len(rng), length, dim), np.float16),
+                np.zeros((len(rng), dim), np.float16),
+                valid.copy(),
+                [dict(f, store=store_name) for f in failures],
+            )
+            todo_rows = np.nonzero(valid)[0]
+            batch = plan.teachers[name].get("batch_size", 8)
+            batches = [todo_rows[i : i + batch] for i in range(0, len(todo_rows), batch)]
+            job.open_batches = len(batches)
+            if not batches:
+                store_done(job, need)
+            for idx in batches:
                 t0 = time.perf_counter()
-                tokens, pooled, tvalid, tfail = _run_teacher(
-                    teacher,
-                    plan.teachers[name],
-                    clips,
-                    valid,
-                    rng,
-                    clip_ids,
-                    store_name,
-                    projections[name],
-                )
+                # a run of rows is a view; only a batch with an invalid row needs a gathered copy
+                launched = teacher.launch(clips[_run(idx) or idx], proj)
                 timing[f"teacher_{name}_s"] += time.perf_counter() - t0
-                group = arrays[store_name]
-                upstream = [dict(f, store=store_name) for f in failures]
-                writer.submit(
-                    [
-                        (group["tokens"], tokens),
-                        (group["pooled"], pooled),
-                        (group["valid"], tvalid),
-                    ],
-                    shard,
-                    shard_marker(plan.store_path(store_name), shard),
-                    {
-                        "shard": shard,
-                        "rows": [rng.start, rng.stop],
-                        "valid": int(tvalid.sum()),
-                        "failures": upstream + tfail,
-                    },
-                )
-        log.info(
-            "%s part %d/%d: shard %d done (%s)", plan.dataset, part, parts, shard, ", ".join(need)
-        )
-        if steady_start is None:
-            steady_start = time.perf_counter()
-        else:
-            steady_rows += len(rng)
+                if in_flight is not None:
+                    finish(*in_flight)
+                in_flight = (job, idx, name, launched, need)
+    if in_flight is not None:
+        finish(*in_flight)
     t0 = time.perf_counter()
     writer.flush()  # the window ends when the last shard is on disk
     timing["drain_s"] += time.perf_counter() - t0  # the last writes, overlapping nothing
-    return {"rows": steady_rows, "seconds": time.perf_counter() - steady_start}
+    return {"rows": steady["rows"], "seconds": time.perf_counter() - steady["start"]}
 
 
 def _assemble(plan: CachePlan, rng: range, results: dict, clip_ids: list[str]):
@@ -634,51 +711,6 @@ def _assemble(plan: CachePlan, rng: range, results: dict, clip_ids: list[str]):
         )
         valid[i] = True
     return [(clips[v], indices[v], boxes[v]) for v in range(nv)], valid, failures
-
-
-def _run_teacher(
-    teacher,
-    tcfg: dict,
-    clips: np.ndarray,
-    valid: np.ndarray,
-    rng: range,
-    clip_ids: list[str],
-    name: str,
-    proj: dict | None = None,
-):
-    n = len(rng)
-    batch = tcfg.get("batch_size", 8)
-    dim = teacher.hidden_size if proj is None else proj["components"].shape[1]
-    grid = teacher.token_grid(clips.shape[1], clips.shape[2])
-    tokens = np.zeros((n, int(np.prod(grid)), dim), np.float16)
-    pooled = np.zeros((n, dim), np.float16)
-    ok = valid.copy()
-    failures = []
-    todo = np.nonzero(valid)[0]
-    batches = [todo[start : start + batch] for start in range(0, len(todo), batch)]
-    # a run of rows is a view; only a batch with an invalid row in it needs a gathered copy
-    inputs = (clips[_run(idx) or idx] for idx in batches)
-    # float16 [B, L, dim], [B, dim]; projected (pooled: the mean of projected tokens)
-    outputs = teacher.cache_token_batches(inputs, proj)
-    for idx, (tok, pool, finite) in zip(batches, outputs, strict=True):
-        for i, good in zip(idx, finite, strict=True):
-            if not good:
-                ok[i] = False
-                failures.append(
-                    {
-                        "row": rng[i],
-                        "clip_id": clip_ids[rng[i]],
-                        "store": name,
-                        "reason": "non-finite teacher output (NaN, Inf or beyond float16)",
-                    }
-                )
-        span = _run(idx) if finite.all() else None
-        if span is not None:  # the usual case: one copy, no temporaries
-            tokens[span], pooled[span] = tok, pool
-        else:
-            keep = idx[finite]
-            tokens[keep], pooled[keep] = tok[finite], pool[finite]
-    return tokens, pooled, ok, failures
 
 
 def _run(idx: np.ndarray) -> slice | None:

@@ -154,6 +154,7 @@ class VisionTeacher(Teacher):
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     _mean_std: torch.Tensor | None = None  # [2, 1, 1, 3, 1, 1] on the device, built once
     _graphs: dict | None = None  # per clip shape: (graph, static input, static output)
+    _projection: tuple | None = None  # (projection dict, its tensors on the device)
 
     def token_grid(self, frames: int, size: int) -> tuple[int, int, int]:
         """(T', H', W') for a clip: tubelets of `tubelet_size` frames, `patch_size` pixels."""
@@ -246,61 +247,78 @@ class VisionTeacher(Teacher):
     def cache_token_batches(
         self, batches: Iterable[np.ndarray], proj: dict | None = None
     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """`cache_tokens` of each batch in turn. The optional PCA projection, the mean, the
-        float16 rounding and the finite check run on the teacher's device, so the host gets
-        half the bytes and no per-element work. A row is not finite when any value is
-        NaN/Inf or beyond float16's range.
+        """`cache_tokens` of each batch in turn, each batch launched before the previous one
+        is collected (see `launch`), so host work overlaps the device's."""
+        pending = None
+        for clips in batches:
+            launched = self.launch(clips, proj)
+            if pending is not None:
+                yield collect(pending)
+            pending = launched
+        if pending is not None:
+            yield collect(pending)
 
-        On a GPU the next batch's copy and kernels are queued before the host waits for this
-        batch's results (pinned buffers, asynchronous copies): no blocking copy between
-        batches, so host work (staging, collecting) overlaps the device's."""
+    @torch.inference_mode()
+    def launch(self, clips: np.ndarray, proj: dict | None = None):
+        """Start `cache_tokens` of one batch; `collect` returns its (tokens, pooled, finite).
+        The optional PCA projection, the mean, the float16 rounding and the finite check run
+        on the teacher's device, so the host gets half the bytes and no per-element work. A row
+        is not finite when any value is NaN/Inf or beyond float16's range.
+
+        On a GPU this only queues work: one host copy into pinned memory, an asynchronous
+        upload, the kernels and an asynchronous copy back. A caller that launches the next
+        batch (of any shard, store or teacher) before collecting this one keeps the device
+        busy while the host stages and stores: no blocking copy between batches."""
         from jepa_pipe.cache.projection import project
 
         cuda = torch.device(self.opts.device).type == "cuda"
-        if proj is not None:  # on the device once, not per batch (a copy is a sync point)
-            mean, components = (
+        if cuda:
+            staged = torch.empty(clips.shape, dtype=torch.uint8, pin_memory=True)
+            np.copyto(staged.numpy(), clips)
+            pixels = staged.to(self.opts.device, non_blocking=True)
+        else:
+            pixels = torch.from_numpy(np.require(clips, requirements=["C", "W"]))
+        tokens = self.device_tokens(pixels)  # [B, L, D]
+        if proj is not None:
+            tokens = project(tokens, *self._device_projection(proj))  # [B, L, dim]
+        pooled = tokens.mean(dim=1).half()  # [B, D']
+        tokens = tokens.half()
+        finite = torch.isfinite(tokens).flatten(1).all(1) & torch.isfinite(pooled).all(1)
+        outputs = (tokens, pooled, finite)
+        if not cuda:
+            return outputs
+        host = [torch.empty(t.shape, dtype=t.dtype, pin_memory=True) for t in outputs]
+        for h, t in zip(host, outputs, strict=True):
+            h.copy_(t, non_blocking=True)
+        done = torch.cuda.Event()
+        done.record()
+        return host, done
+
+    def _device_projection(self, proj: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, components) on the device, copied once per projection (a copy is a sync
+        point), not per batch."""
+        cached = self._projection
+        if cached is None or cached[0] is not proj:
+            tensors = tuple(
                 torch.as_tensor(proj[k]).to(self.opts.device) for k in ("mean", "components")
             )
-        pending = None
-        for clips in batches:
-            if cuda:  # one host copy into pinned memory, then an asynchronous upload
-                staged = torch.empty(clips.shape, dtype=torch.uint8, pin_memory=True)
-                np.copyto(staged.numpy(), clips)
-                pixels = staged.to(self.opts.device, non_blocking=True)
-            else:
-                pixels = torch.from_numpy(np.require(clips, requirements=["C", "W"]))
-            tokens = self.device_tokens(pixels)  # [B, L, D]
-            if proj is not None:
-                tokens = project(tokens, mean, components)  # [B, L, dim]
-            pooled = tokens.mean(dim=1).half()  # [B, D']
-            tokens = tokens.half()
-            finite = torch.isfinite(tokens).flatten(1).all(1) & torch.isfinite(pooled).all(1)
-            outputs = (tokens, pooled, finite)
-            if cuda:
-                host = [torch.empty(t.shape, dtype=t.dtype, pin_memory=True) for t in outputs]
-                for h, t in zip(host, outputs, strict=True):
-                    h.copy_(t, non_blocking=True)
-                done = torch.cuda.Event()
-                done.record()
-                outputs = (host, done)
-            if pending is not None:
-                yield _collect(pending)
-            pending = outputs
-        if pending is not None:
-            yield _collect(pending)
+            self._projection = cached = (proj, tensors)
+        return cached[1]
 
     def provenance(self) -> dict:
         return {"mean": list(self.mean), "std": list(self.std), "pooling": self.pooling}
 
 
-def _collect(outputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Host numpy arrays of a batch's (tokens, pooled, finite): device tensors are copied,
-    pinned copies in flight are waited for (the arrays keep their pinned blocks alive)."""
-    if isinstance(outputs[1], torch.cuda.Event):
-        host, done = outputs
+def collect(launched) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Host numpy arrays (tokens, pooled, finite) of a batch started by `launch`: device
+    tensors are copied, pinned copies in flight are waited for (the arrays keep their pinned
+    blocks alive)."""
+    if isinstance(launched[1], torch.cuda.Event):
+        host, done = launched
         done.synchronize()
         return tuple(h.numpy() for h in host)
-    return tuple(t.cpu().numpy() for t in outputs)
+    with torch.inference_mode():
+        return tuple(t.cpu().numpy() for t in launched)
 
 
 class TextTeacher(Teacher):
