@@ -163,6 +163,29 @@ def test_metrics_and_resolved_config_are_written(tmp_path):
     assert resolved["caches"]["teacher"]["token_grid"] == [4, 2, 2]
 
 
+def test_ema_initial_weight_is_what_the_average_keeps_of_the_init():
+    from jepa_pipe.models import Ema
+
+    init, online = torch.nn.Linear(1, 1, bias=False), torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        init.weight.fill_(0.0)
+        online.weight.fill_(1.0)
+    ema = Ema(init, start=0.9, end=1.0, total_steps=20)
+    for step in range(20):
+        ema.update(online, step)
+    kept = 1.0 - float(ema.module.weight)  # the average of 0 (init) and 1 (every update)
+    assert ema.initial_weight() == pytest.approx(kept, rel=1e-6)
+    assert 0.1 < kept < 0.5
+
+
+def test_a_short_run_warns_that_its_ema_is_mostly_the_init(tmp_path, caplog):
+    cfg = cfg_of(write_train_caches(tmp_path))
+    with caplog.at_level("WARNING"):
+        summary = train(cfg, "vj", progress=False)  # V-JEPA's 0.998 start, 6 steps
+    assert summary["ema_initial_weight"] > 0.98
+    assert "EMA weights are still 99% the initialisation" in caplog.text
+
+
 def test_target_dimension_mismatch_names_both_values(tmp_path):
     cfg = cfg_of(write_train_caches(tmp_path))
     cfg["experiments"]["st"]["target_dim"] = 384

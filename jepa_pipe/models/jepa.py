@@ -49,6 +49,14 @@ class Ema:
     def momentum(self, step: int) -> float:
         return self.start + (self.end - self.start) * min(step, self.total) / self.total
 
+    def initial_weight(self) -> float:
+        """The weight the average still gives the initial parameters after the whole run,
+        the product of every update's momentum: near 1 means the EMA is the initialisation
+        (V-JEPA's 0.998 start suits long runs, not a 150-step one: 0.86 there)."""
+        steps = torch.arange(self.total, dtype=torch.float64)
+        momenta = self.start + (self.end - self.start) * steps / self.total  # momentum(step)
+        return float(torch.log(momenta).sum().exp())
+
     @torch.no_grad()
     def update(self, module: nn.Module, step: int) -> float:
         m = self.momentum(step)

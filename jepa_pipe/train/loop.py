@@ -33,6 +33,8 @@ from jepa_pipe.models import Ema, JepaModel, StudentConfig
 from jepa_pipe.train.recipe import resolve_experiment, same_training
 
 log = get_logger("train")
+# warn when a run's EMA would end with more than this weight on its initial parameters
+EMA_INITIAL_WARN = 0.2
 
 
 class TrainingError(JepaPipeError):
@@ -240,6 +242,13 @@ class Trainer:
             if "ema" in exp
             else None
         )
+        if self.ema is not None and (kept := self.ema.initial_weight()) > EMA_INITIAL_WARN:
+            log.warning(
+                "%s: after %d steps the EMA weights are still %.0f%% the initialisation "
+                "(momentum %s -> %s), so evaluating them (eval.weights: ema) scores mostly "
+                "the random init: lower ema.start or train longer",
+                self.name, total, 100 * kept, exp["ema"]["start"], exp["ema"]["end"],
+            )  # fmt: skip
         self.opt = torch.optim.AdamW(
             _param_groups(self.model, exp["optim"]["weight_decay"]),
             lr=exp["optim"]["lr"],
@@ -436,6 +445,8 @@ class Trainer:
         del batches  # stops the loader's worker processes
         bar.close()
         summary = _summary(self.exp, self.metrics, self.step_no, total, self.dist, self.model)
+        if self.ema is not None:
+            summary["ema_initial_weight"] = round(self.ema.initial_weight(), 4)
         if self.dist.main:
             write_json_atomic(self.run_dir / "summary.json", summary)
         return summary
