@@ -33,6 +33,8 @@ def test_probe_on_separable_features_is_perfect():
     r = linear_probe(x_train, y_train, x_test, y_test, num_classes=5)
     assert r["top1"] == 100.0 and r["top5"] == 100.0
     assert set(r["cv_top1"]) == {"0.001", "0.01", "0.1", "1.0", "10.0", "100.0"}
+    lo, hi = r["top1_ci95"]  # 20 of 20: the Wilson interval's lower end z^2 away from n
+    assert hi == 100.0 and lo == pytest.approx(100 * 20 / (20 + 1.96**2), abs=0.01)
 
 
 def test_probe_on_label_free_features_is_near_chance():

@@ -12,6 +12,7 @@ import pytest
 
 from jepa_pipe.eval.metrics import (
     moment_metrics,
+    proportion_interval,
     query_ranks,
     retrieval_metrics,
     temporal_iou,
@@ -122,6 +123,16 @@ def test_topk_accuracy_by_hand_with_ties_against():
 
 
 # ------------------------------------------------------------------ moment retrieval (Charades-STA)
+def test_proportion_interval_by_hand():
+    # Wilson: centre (p + z^2/2n) / (1 + z^2/n), half z sqrt(p(1-p)/n + z^2/4n^2) / (1 + z^2/n)
+    lo, hi = proportion_interval(6, 24)  # p = 0.25: centre 0.28450, half 0.16450
+    assert lo == pytest.approx(11.999, abs=0.01) and hi == pytest.approx(44.900, abs=0.01)
+    assert proportion_interval(0, 10)[0] == 0.0 and proportion_interval(10, 10)[1] == 100.0
+    assert proportion_interval(0, 10)[1] == pytest.approx(27.75, abs=0.01)  # z^2/(n + z^2)
+    with pytest.raises(ValueError, match="7 successes of 5"):
+        proportion_interval(7, 5)
+
+
 def test_temporal_iou_by_hand():
     assert temporal_iou((0, 10), (5, 15)) == pytest.approx(5 / 15)
     assert temporal_iou((2, 4), (0, 10)) == pytest.approx(0.2)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from jepa_pipe.eval.metrics import topk_accuracy
+from jepa_pipe.eval.metrics import proportion_interval, topk_accuracy
 
 DEFAULT_CS = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
 
@@ -22,7 +22,8 @@ def linear_probe(
     cs: Sequence[float] = DEFAULT_CS,
     seed: int = 0,
 ) -> dict:
-    """Top-1 / top-5 (percent) of a linear classifier trained on (train_x, train_y) [N, D]."""
+    """Top-1 / top-5 (percent) of a linear classifier trained on (train_x, train_y) [N, D], and
+    top-1's 95 % interval over the test samples (`top1_ci95`)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_score
     from sklearn.pipeline import make_pipeline
@@ -51,4 +52,10 @@ def linear_probe(
         decision = np.stack([-decision, decision], axis=1)
     scores[:, clf.classes_] = decision
     acc = topk_accuracy(scores, test_y, ks=(1, 5))
-    return {**acc, "C": best, "cv_top1": dict(zip(map(str, cs), cv_acc, strict=False))}
+    correct = round(acc["top1"] * len(test_y) / 100)
+    return {
+        **acc,
+        "top1_ci95": list(proportion_interval(correct, len(test_y))),  # Wilson, percent
+        "C": best,
+        "cv_top1": dict(zip(map(str, cs), cv_acc, strict=False)),
+    }
