@@ -561,7 +561,7 @@ def _build_shards(
     steady = {"start": None, "rows": 0}
     views = range(plan.sampling.num_views)
     open_stores: dict[int, int] = {}  # shard -> teacher stores not yet handed to the writer
-    in_flight = None  # (job, rows, teacher name, launched batch)
+    in_flight = None  # (job, rows, teacher name, launched batch, the shard's stores to build)
 
     def shard_done(shard: int, need: list[str], n: int) -> None:
         log.info(
