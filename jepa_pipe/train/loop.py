@@ -242,12 +242,15 @@ class Trainer:
             if "ema" in exp
             else None
         )
-        if self.ema is not None and (kept := self.ema.initial_weight()) > EMA_INITIAL_WARN:
+        # what the EMA still holds of the initial weights at the end (summary.json)
+        self.ema_initial_weight = self.ema.initial_weight() if self.ema is not None else None
+        if self.ema_initial_weight is not None and self.ema_initial_weight > EMA_INITIAL_WARN:
             log.warning(
                 "%s: after %d steps the EMA weights are still %.0f%% the initialisation "
                 "(momentum %s -> %s), so evaluating them (eval.weights: ema) scores mostly "
                 "the random init: lower ema.start or train longer",
-                self.name, total, 100 * kept, exp["ema"]["start"], exp["ema"]["end"],
+                self.name, total, 100 * self.ema_initial_weight, exp["ema"]["start"],
+                exp["ema"]["end"],
             )  # fmt: skip
         self.opt = torch.optim.AdamW(
             _param_groups(self.model, exp["optim"]["weight_decay"]),
@@ -445,8 +448,8 @@ class Trainer:
         del batches  # stops the loader's worker processes
         bar.close()
         summary = _summary(self.exp, self.metrics, self.step_no, total, self.dist, self.model)
-        if self.ema is not None:
-            summary["ema_initial_weight"] = round(self.ema.initial_weight(), 4)
+        if self.ema_initial_weight is not None:
+            summary["ema_initial_weight"] = round(self.ema_initial_weight, 4)
         if self.dist.main:
             write_json_atomic(self.run_dir / "summary.json", summary)
         return summary
