@@ -508,14 +508,16 @@ class ShardWriter:
 class _StoreShard:
     """One teacher store's shard while its batches are on the device."""
 
+    teacher: str  # its name in plan.teachers (timing)
     store: str
     shard: int
     rng: range
+    need: list[str]  # the shard's stores this run builds (logged when the shard is done)
     tokens: np.ndarray  # [n, L, D'] float16
     pooled: np.ndarray  # [n, D'] float16
     valid: np.ndarray  # [n]: decoded, and the teacher's output finite
     failures: list[dict]
-    open_batches: int = 0
+    open_batches: int  # batches launched and not yet collected
 
     def fill(self, idx: np.ndarray, outputs: tuple, clip_ids: list[str]) -> None:
         """Store one collected batch (rows `idx` of the shard)."""
@@ -561,7 +563,7 @@ def _build_shards(
     steady = {"start": None, "rows": 0}
     views = range(plan.sampling.num_views)
     open_stores: dict[int, int] = {}  # shard -> teacher stores not yet handed to the writer
-    in_flight = None  # (job, rows, teacher name, launched batch, the shard's stores to build)
+    in_flight = None  # (job, rows, launched batch): collected after the next launch
 
     def shard_done(shard: int, need: list[str], n: int) -> None:
         log.info(
@@ -572,7 +574,7 @@ def _build_shards(
         else:
             steady["rows"] += n
 
-    def store_done(job: _StoreShard, need: list[str]) -> None:
+    def store_done(job: _StoreShard) -> None:
         group = arrays[job.store]
         writer.submit(
             [
@@ -591,14 +593,14 @@ def _build_shards(
         )
         open_stores[job.shard] -= 1
         if not open_stores[job.shard]:
-            shard_done(job.shard, need, len(job.rng))
+            shard_done(job.shard, job.need, len(job.rng))
 
-    def finish(job: _StoreShard, idx: np.ndarray, name: str, launched, need: list[str]) -> None:
+    def finish(job: _StoreShard, idx: np.ndarray, launched) -> None:
         t0 = time.perf_counter()
         job.fill(idx, collect(launched), clip_ids)
-        timing[f"teacher_{name}_s"] += time.perf_counter() - t0
+        timing[f"teacher_{job.teacher}_s"] += time.perf_counter() - t0
         if not job.open_batches:
-            store_done(job, need)
+            store_done(job)
 
     for shard, need in todo:
         rng = shard_rows(shard, rows, plan.shard_size)
@@ -653,21 +655,23 @@ def _build_shards(
             clips, valid = view_clips[v]
             dim = teacher.hidden_size if proj is None else proj["components"].shape[1]
             length = int(np.prod(teacher.token_grid(clips.shape[1], clips.shape[2])))
+            todo_rows = np.nonzero(valid)[0]
+            batch = plan.teachers[name].get("batch_size", 8)
+            batches = [todo_rows[i : i + batch] for i in range(0, len(todo_rows), batch)]
             job = _StoreShard(
+                name,
                 store_name,
                 shard,
                 rng,
+                need,
                 np.zeros((len(rng), length, dim), np.float16),
                 np.zeros((len(rng), dim), np.float16),
                 valid.copy(),
                 [dict(f, store=store_name) for f in failures],
+                open_batches=len(batches),
             )
-            todo_rows = np.nonzero(valid)[0]
-            batch = plan.teachers[name].get("batch_size", 8)
-            batches = [todo_rows[i : i + batch] for i in range(0, len(todo_rows), batch)]
-            job.open_batches = len(batches)
             if not batches:
-                store_done(job, need)
+                store_done(job)
             for idx in batches:
                 t0 = time.perf_counter()
                 # a run of rows is a view; only a batch with an invalid row needs a gathered copy
@@ -675,7 +679,7 @@ def _build_shards(
                 timing[f"teacher_{name}_s"] += time.perf_counter() - t0
                 if in_flight is not None:
                     finish(*in_flight)
-                in_flight = (job, idx, name, launched, need)
+                in_flight = (job, idx, launched)
     if in_flight is not None:
         finish(*in_flight)
     t0 = time.perf_counter()
