@@ -317,8 +317,7 @@ def collect(launched) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         host, done = launched
         done.synchronize()
         return tuple(h.numpy() for h in host)
-    with torch.inference_mode():
-        return tuple(t.cpu().numpy() for t in launched)
+    return tuple(t.cpu().numpy() for t in launched)
 
 
 class TextTeacher(Teacher):
