@@ -209,3 +209,27 @@ def test_random_window_baseline_is_seeded_and_scored_like_the_model():
     assert all(temporal_iou(x, y) < 0.5 for i, x in enumerate(a) for y in a[i + 1 :])
     # a ground truth equal to a window the baseline ranked first is found at R1@0.7
     assert moment_metrics([a], [a[0]])["R1@0.7"] == 100.0
+
+
+def test_random_window_baseline_is_the_mean_over_draws():
+    from jepa_pipe.eval.moments import (
+        candidate_windows,
+        random_window_baseline,
+        random_window_moments,
+        scored_moments,
+    )
+
+    # two disjoint candidates per query, the ground truth one of them: a random top-1 finds
+    # it half the time, the top-5 always
+    windows = [candidate_windows(8.0, (4.0,), 4.0)] * 2
+    assert windows[0].tolist() == [[0.0, 4.0], [4.0, 8.0]]
+    truth = [(0.0, 4.0), (4.0, 8.0)]
+    mean, spread = random_window_baseline(windows, truth, seed=0, draws=400)
+    assert 43 < mean["R1@0.5"] < 57 and mean["R5@0.5"] == 100.0
+    assert spread["R1@0.5"] == [0.0, 100.0] and spread["R5@0.5"] == [100.0, 100.0]
+    # one draw is the single seeded ranking, scored as the model is
+    one, _ = random_window_baseline(windows, truth, seed=7, draws=1)
+    drawn = [random_window_moments(w, (7, 0, q)) for q, w in enumerate(windows)]
+    assert one == scored_moments(drawn, truth)
+    with pytest.raises(ValueError, match="draws"):
+        random_window_baseline(windows, truth, seed=0, draws=0)

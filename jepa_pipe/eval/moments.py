@@ -3,7 +3,8 @@ lengths at a fixed stride, scored by the caller (a predictor's query-conditioned
 window), then temporal non-maximum suppression keeps the top-k distinct moments.
 
 The random-window baseline ranks the same candidates in a seeded random order, so it is
-evaluated exactly the way the model is (same windows, same NMS, same metric).
+evaluated exactly the way the model is (same windows, same NMS, same metric); it is averaged
+over many draws, since one draw on a few dozen queries is a noisy estimate of it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from jepa_pipe.eval.metrics import Moment, temporal_iou
+from jepa_pipe.eval.metrics import Moment, moment_metrics, temporal_iou
 
 DEFAULT_LENGTHS_S = (2.0, 4.0, 8.0, 16.0)
 
@@ -56,8 +57,45 @@ def temporal_nms(
 
 
 def random_window_moments(
-    windows: np.ndarray, seed: int, iou: float = 0.5, top_k: int = 5
+    windows: np.ndarray, seed: int | Sequence[int], iou: float = 0.5, top_k: int = 5
 ) -> list[Moment]:
-    """The baseline: the same candidates ranked by seeded random scores, through the same NMS."""
+    """The baseline: the same candidates ranked by seeded random scores, through the same NMS
+    (``seed``: anything ``np.random.default_rng`` takes, e.g. (run seed, draw, query))."""
     scores = np.random.default_rng(seed).random(len(windows))
     return temporal_nms(windows, scores, iou=iou, top_k=top_k)
+
+
+def scored_moments(found: Sequence[Sequence[Moment]], ground_truth: Sequence[Moment]) -> dict:
+    """``moment_metrics`` plus a diagnostic, ``top1_overlaps``: the percent of queries whose
+    top-1 moment touches the ground truth at all (IoU > 0)."""
+    out = moment_metrics(found, ground_truth)
+    hits = [
+        bool(m) and temporal_iou(m[0], gt) > 0 for m, gt in zip(found, ground_truth, strict=True)
+    ]
+    out["top1_overlaps"] = 100.0 * float(np.mean(hits))
+    return out
+
+
+def random_window_baseline(
+    windows: Sequence[np.ndarray],
+    ground_truth: Sequence[Moment],
+    seed: int,
+    draws: int = 100,
+    iou: float = 0.5,
+    top_k: int = 5,
+) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """Random windows scored like the model, per query its candidates ``windows[q]``: the mean
+    of every metric over ``draws`` seeded draws, and each metric's 5th-95th percentile
+    over them."""
+    if draws < 1:
+        raise ValueError(f"draws must be >= 1, got {draws}")
+    per_draw = [
+        scored_moments(
+            [random_window_moments(w, (seed, d, q), iou, top_k) for q, w in enumerate(windows)],
+            ground_truth,
+        )
+        for d in range(draws)
+    ]
+    mean = {k: float(np.mean([m[k] for m in per_draw])) for k in per_draw[0]}
+    spread = {k: np.percentile([m[k] for m in per_draw], [5, 95]).tolist() for k in per_draw[0]}
+    return mean, spread
