@@ -237,9 +237,16 @@ def test_segment_grid_features_are_kept_beside_the_store_by_fingerprint(
     store = tmp_path / "vjepa2_tiny.zarr"  # a copy: the fixture's cache stays as it is
     shutil.copytree(root / "cache/charades_sta/vjepa2_tiny.zarr", store)
     teacher = open_store(store)
+    # left by a store this one replaced (another fingerprint): removed once the new one is kept;
+    # another grid's file stays
+    stale = tmp_path / "vjepa2_tiny.grid-2x1x1.0123456789abcdef.npy"
+    other_grid = tmp_path / "vjepa2_tiny.grid-1x1x1.0123456789abcdef.npy"
+    np.save(stale, np.zeros(3))
+    np.save(other_grid, np.zeros(3))
     first = vl.segment_features(teacher, [2, 1, 1], store, workers=2)
     kept = list(tmp_path.glob("vjepa2_tiny.grid-2x1x1.*.npy"))
     assert [k.name.split(".")[2] for k in kept] == [store_meta(teacher)["fingerprint"][:16]]
+    assert not stale.exists() and other_grid.exists()
     assert np.array_equal(np.load(kept[0]), first)
     assert np.array_equal(first, vl.segment_features(teacher, [2, 1, 1]))  # same as not kept
 

@@ -194,7 +194,8 @@ def segment_features(
     The grid pass reads every token once (a V-JEPA 2-L Charades-STA cache is ~1.2 TB), in
     shard-sized row blocks on dask's threads; with ``store`` (the teacher store's path) its
     result is kept beside the store, named by the grid and the store's fingerprint, so later
-    jobs (training, evaluation, other experiments) read it back instead."""
+    jobs (training, evaluation, other experiments) read it back instead (that grid's file of
+    an earlier store is removed then)."""
     grid = grid_of(grid)
     if grid is None:
         return teacher["pooled"][:].astype(np.float32)
@@ -221,6 +222,10 @@ def segment_features(
         tmp = kept.with_name(f".{kept.name}.tmp-{os.getpid()}.npy")
         np.save(tmp, features)
         os.replace(tmp, kept)  # two jobs computing it at once write the same bytes
+        # the same grid of a store this one replaced is stale: never read again
+        for old in kept.parent.glob(f"{Path(store).stem}.grid-{cells}.*.npy"):
+            if old != kept:
+                old.unlink(missing_ok=True)
     return features
 
 
