@@ -24,29 +24,17 @@ import pyarrow.parquet as pq
 import torch
 import zarr
 
+from jepa_pipe.cache.store import open_store, store_meta
+from jepa_pipe.eval.features import student_pooled
 from jepa_pipe.eval.probe import linear_probe
 from jepa_pipe.models.students import StudentConfig, VideoStudent
 from jepa_pipe.train.loop import normalise
-
-# the tiny VideoMAE's input normalisation (ImageNet's), as its cache was made
-MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 def split_rows(manifests: Path, dataset: str, split: str) -> tuple[np.ndarray, dict]:
     table = pq.read_table(manifests / f"{dataset}.parquet").to_pydict()
     rows = [r for r, s in zip(table["row"], table["split"], strict=True) if s == split]
     return np.asarray(rows), table
-
-
-@torch.no_grad()
-def pooled(student: VideoStudent, frames: np.ndarray) -> np.ndarray:
-    out = [
-        student.forward_features(normalise(torch.from_numpy(frames[i : i + 16]), MEAN, STD))[0]
-        .mean(1)
-        .numpy()
-        for i in range(0, len(frames), 16)
-    ]
-    return np.concatenate(out)
 
 
 def main() -> None:
@@ -67,7 +55,10 @@ def main() -> None:
 
     train, _ = split_rows(args.manifests, "ssv2", "train")
     frames = zarr.open_group(str(args.cache / "ssv2/frames.zarr"), mode="r")["frames"]
-    tokens = zarr.open_group(str(args.cache / f"ssv2/{args.teacher}.zarr"), mode="r")["tokens"]
+    teacher = open_store(args.cache / f"ssv2/{args.teacher}.zarr")
+    meta = store_meta(teacher)  # the input normalisation the teacher's cache was made with
+    mean, std = meta["mean"], meta["std"]
+    tokens = teacher["tokens"]
     clips = torch.from_numpy(frames.oindex[train])  # [N, T, H, W, 3] uint8
     targets = torch.from_numpy(tokens.oindex[train].astype(np.float32))  # [N, L, Dt]
     head = torch.nn.Linear(cfg.dim, targets.shape[-1])
@@ -77,7 +68,7 @@ def main() -> None:
     losses = []
     for _ in range(args.steps):
         idx = torch.randint(len(clips), (args.batch_size,), generator=gen)
-        pred = head(student.forward_features(normalise(clips[idx], MEAN, STD))[0])  # [B, L, Dt]
+        pred = head(student.forward_features(normalise(clips[idx], mean, std))[0])  # [B, L, Dt]
         loss = 1 - torch.nn.functional.cosine_similarity(pred, targets[idx], dim=-1).mean()
         opt.zero_grad()
         loss.backward()
@@ -85,15 +76,16 @@ def main() -> None:
         losses.append(loss.item())
     student.eval()
 
-    ucf = zarr.open_group(str(args.cache / "ucf101/frames.zarr"), mode="r")["frames"]
+    # every UCF-101 row, both models in one pass over the frames, as `features` does
+    models = {"dense_student": student, "random_init": untrained}
+    pooled, _, _ = student_pooled(models, args.cache / "ucf101/frames.zarr", mean, std)
     tr, table = split_rows(args.manifests, "ucf101", "train")
     te, _ = split_rows(args.manifests, "ucf101", "test")
     labels = np.asarray(table["label_id"])
     classes = int(labels.max()) + 1
-    train_x, test_x = ucf.oindex[tr], ucf.oindex[te]
     top1 = {
-        name: linear_probe(pooled(m, train_x), labels[tr], pooled(m, test_x), labels[te], classes)
-        for name, m in (("dense_student", student), ("random_init", untrained))
+        name: linear_probe(x[tr], labels[tr], x[te], labels[te], classes)
+        for name, x in pooled.items()
     }
     print(
         json.dumps(
