@@ -274,3 +274,42 @@ def test_two_process_gloo_ddp_step(tmp_path):
     summary = json.loads((tmp_path / "runs/st/summary.json").read_text())
     assert summary["world_size"] == 2 and summary["ranks_in_sync"] and summary["finished"]
     assert len(losses(tmp_path / "runs/st")) == 6
+
+
+def test_context_loss_adds_the_visible_tokens_loss_at_its_weight(tmp_path):
+    """context_loss_weight w: loss = masked-token loss + w * loss of a linear head on the
+    student's own tokens against the teacher's at the positions the student saw; 0 leaves the
+    JEPA objective alone (no head, context_loss null)."""
+    import torch.nn.functional as F
+
+    from jepa_pipe.cache.loader import loader
+    from jepa_pipe.train.loop import Trainer, normalise
+
+    cfg = cfg_of(write_train_caches(tmp_path))
+    cfg["experiments"]["st"]["context_loss_weight"] = 0.5
+    trainer = Trainer(cfg, "st")
+    batch = next(iter(loader(trainer.data)))
+    frames, tokens = batch["frames"], batch["tokens"].float()  # [B, L, D]
+    b, d = len(frames), tokens.shape[-1]
+    (masks,) = make_masks(cfg["experiments"]["st"]["masking"], trainer.grid, b, 0, 0)
+    context = torch.from_numpy(masks.context)
+    with torch.no_grad():
+        video = normalise(frames, [0.5] * 3, [0.25] * 3)
+        (out,) = trainer.model(video, [(context, torch.from_numpy(masks.target))])
+    seen = context.reshape(b, -1).nonzero()[:, 1].view(b, -1)
+    assert torch.equal(out.context_index, seen)  # the head scores exactly the visible tokens
+
+    def cos_loss(pred, index):
+        at = torch.gather(tokens, 1, index[..., None].expand(-1, -1, d))
+        return float((1 - F.cosine_similarity(pred, at, dim=-1)).mean())
+
+    masked, visible = cos_loss(out.target, out.target_index), cos_loss(out.context, seen)
+    step = trainer.step(frames, batch["tokens"], 0)  # the loss before its optimizer step
+    assert step["context_loss"] == pytest.approx(visible, rel=1e-5)
+    assert step["loss"] == pytest.approx(masked + 0.5 * visible, rel=1e-5)
+
+    train(cfg_of(tmp_path / "config.yaml"), "st", progress=False)  # weight 0 (the file's)
+    run = tmp_path / "runs" / "st"
+    assert pq.read_table(run / "metrics.parquet").column("context_loss").null_count == 6
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    assert not any(k.startswith("context_head") for k in state["model"])

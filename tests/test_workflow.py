@@ -107,7 +107,10 @@ def test_wrong_key_fails_before_any_job(tmp_path):
     bad.write_text((REPO / "config/config.yaml").read_text().replace("  seed: 0", "  sede: 0"))
     res = snakemake(tmp_path / "work", "--cores", "1", configfile=bad)
     assert res.returncode != 0
-    assert "demo.sede: unknown key; expected one of: out, scale, seed" in res.stdout + res.stderr
+    assert (
+        "demo.sede: unknown key; expected one of: dataset_scale, out, scale, seed"
+        in res.stdout + res.stderr
+    )
     assert not (tmp_path / "work" / "data").exists()
 
 

@@ -130,7 +130,10 @@ def write_ucf101(out: Path, seed: int, scale: int) -> dict:
     _write_text(
         lists / "classInd.txt", [f"{i + 1} {c}" for i, c in enumerate(UCF_CLASSES.values())], "\r\n"
     )
-    groups, clips = 2 + 4 * scale, 2  # fold 1: groups 1-2 test, the rest train
+    # fold 1: groups 1..2·scale test, the rest train; the test split grows with the scale too,
+    # so a larger demo resolves smaller probe differences (24 test clips: ~9 points of noise)
+    test_groups, clips = 2 * scale, 2
+    groups = test_groups + 4 * scale
     train, test, k = [], [], 0
     for ci, motion in enumerate(MOTIONS):
         folder = UCF_FOLDER[motion]
@@ -142,7 +145,7 @@ def write_ucf101(out: Path, seed: int, scale: int) -> dict:
                     out / "UCF-101" / folder / name, _clip(r, motion, SPEEDS[r.integers(2)]), FPS
                 )
                 k += 1
-                if g <= 2:
+                if g <= test_groups:
                     test.append(f"{folder}/{name}")
                 else:
                     train.append(f"{folder}/{name} {ci + 1}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -12,8 +13,20 @@ from jepa_pipe.models.predictor import Predictor
 from jepa_pipe.models.students import StudentConfig, VideoStudent, _index_of
 
 
+class Predictions(NamedTuple):
+    """One mask configuration's outputs: the predictor's at the hidden positions and, with a
+    context head, the student's own tokens mapped to the teacher's space at the visible ones."""
+
+    target: torch.Tensor  # [B, Nt, D_teacher]
+    target_index: torch.Tensor  # [B, Nt] raster positions
+    context: torch.Tensor | None  # [B, Nc, D_teacher], None without a context head
+    context_index: torch.Tensor  # [B, Nc]
+
+
 class JepaModel(nn.Module):
-    def __init__(self, student: StudentConfig, target_dim: int, predictor: dict):
+    def __init__(
+        self, student: StudentConfig, target_dim: int, predictor: dict, context_head: bool = False
+    ):
         super().__init__()
         self.student = VideoStudent(student)
         self.predictor = Predictor(
@@ -23,19 +36,24 @@ class JepaModel(nn.Module):
             depth=predictor.get("depth", 4),
             heads=predictor.get("heads", 6),
         )
+        # a linear map from the student's tokens to the teacher's, for a loss on the tokens it
+        # saw (experiment key context_loss_weight): linear, so what it scores is in the tokens
+        self.context_head = nn.Linear(student.dim, target_dim) if context_head else None
 
     def forward(
         self, video: torch.Tensor, masks: list[tuple[torch.Tensor, torch.Tensor]]
-    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    ) -> list[Predictions]:
         """video [B, 3, T, H, W]; masks: (context, target) bool [B, T', H', W'] pairs, one per
-        mask configuration. Returns per pair (predictions [B, Nt, D_teacher], target index
-        [B, Nt]). One forward call for all pairs, so DDP sees one forward per step."""
+        mask configuration. Returns one Predictions per pair. One forward call for all pairs,
+        so DDP sees one forward per step."""
         out = []
         for context, target in masks:
             tokens, context_index = self.student.forward_features(video, context)
             grid = tuple(target.shape[1:])
             target_index = _index_of(target.reshape(len(target), -1))
-            out.append((self.predictor(tokens, context_index, target_index, grid), target_index))
+            predicted = self.predictor(tokens, context_index, target_index, grid)
+            seen = self.context_head(tokens) if self.context_head is not None else None
+            out.append(Predictions(predicted, target_index, seen, context_index))
         return out
 
 

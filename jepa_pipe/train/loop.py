@@ -151,6 +151,8 @@ METRIC_SCHEMA = pa.schema(
         ("step_s", pa.float64()),
         ("clip_frames", pa.int64()),
         ("ema_momentum", pa.float64()),
+        # the loss on the visible tokens (context_loss_weight > 0; unweighted, this rank's)
+        ("context_loss", pa.float64()),
     ]
 )
 
@@ -215,7 +217,12 @@ class Trainer:
             )
 
         torch.manual_seed(exp["seed"])
-        self.model = JepaModel(StudentConfig.from_dict(exp["student"]), self.dim, exp["predictor"])
+        self.model = JepaModel(
+            StudentConfig.from_dict(exp["student"]),
+            self.dim,
+            exp["predictor"],
+            context_head=exp["context_loss_weight"] > 0,
+        )
         self.model.student.check_grid(self.t_frames, height, width, self.grid)
         self.model.to(self.device)
 
@@ -342,18 +349,18 @@ class Trainer:
             autocast = torch.autocast("cuda", dtype=torch.bfloat16)
         else:
             autocast = torch.autocast("cpu", enabled=False)  # fp32 on CPU
+
+        def against(pred: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+            at = torch.gather(targets, 1, index[..., None].expand(-1, -1, dim))  # [B, N, D]
+            return token_loss(pred.float(), at, exp["loss"], exp["target_layernorm"])
+
         with autocast:
             outs = self.net(video, pairs)
-            losses = [
-                token_loss(
-                    pred.float(),
-                    torch.gather(targets, 1, idx[..., None].expand(-1, -1, dim)),
-                    exp["loss"],
-                    exp["target_layernorm"],
-                )
-                for pred, idx in outs
-            ]
-            loss = torch.stack(losses).mean()
+            masked = torch.stack([against(o.target, o.target_index) for o in outs]).mean()
+            loss, seen = masked, None
+            if exp["context_loss_weight"] > 0:
+                seen = torch.stack([against(o.context, o.context_index) for o in outs]).mean()
+                loss = masked + exp["context_loss_weight"] * seen
         check_finite(step, loss=loss)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -368,7 +375,13 @@ class Trainer:
             value /= self.dist.world
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        return {"loss": float(value), "lr": lr, "clip_frames": n_frames, "ema_momentum": momentum}
+        return {
+            "loss": float(value),
+            "lr": lr,
+            "clip_frames": n_frames,
+            "ema_momentum": momentum,
+            "context_loss": None if seen is None else float(seen.detach()),
+        }
 
     def save(self, final: bool = False) -> None:
         if not self.dist.main:
@@ -439,6 +452,7 @@ class Trainer:
                     "step_s": step_s,
                     "clip_frames": out["clip_frames"],
                     "ema_momentum": out["ema_momentum"],
+                    "context_loss": out["context_loss"],
                 }
             )
             bar.update(1)

@@ -37,6 +37,9 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "student": {"dim": 384, "depth": 12, "heads": 6, "patch_size": 16, "tubelet_size": 2},
     "predictor": {"kind": "transformer", "dim": 384, "depth": 4, "heads": 6},
     "target_layernorm": False,
+    # weight of the loss on the tokens the student saw (0: the masked tokens only, as the
+    # JEPA recipes have it); see JepaModel.context_head
+    "context_loss_weight": 0.0,
     "optim": {"lr": 1.5e-4, "weight_decay": 0.05, "warmup_steps": 0, "grad_clip": 1.0},
     "batch_size": 32,
     "epochs": 1,

@@ -17,7 +17,7 @@ if DEMO is not None:
         params:
             out=lambda wc, output: os.path.dirname(output[0]),
             seed=DEMO["seed"],
-            scale=DEMO["scale"],
+            scale=lambda wc: DEMO.get("dataset_scale", {}).get(wc.dataset, DEMO["scale"]),
         log:
             log_path("demo_data", "{dataset}"),
         benchmark:
