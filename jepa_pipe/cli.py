@@ -96,13 +96,18 @@ def _tiny_teacher(args: argparse.Namespace) -> int:
     from jepa_pipe.teachers.tiny import write_tiny_teacher
 
     if args.pretrain_steps:
-        from jepa_pipe.demo.pretrain import pretrain_video_teacher
+        from jepa_pipe.demo.pretrain import pretrain_image_teacher, pretrain_video_teacher
 
         if args.size != "tiny":
             raise SystemExit("tiny-teacher: --pretrain-steps trains tiny checkpoints only")
-        record = pretrain_video_teacher(
-            args.kind, args.out, args.pretrain_steps, args.seed, args.image_size, args.frames
-        )
+        if args.kind == "vit":
+            record = pretrain_image_teacher(
+                args.out, args.pretrain_steps, args.seed, args.image_size
+            )
+        else:
+            record = pretrain_video_teacher(
+                args.kind, args.out, args.pretrain_steps, args.seed, args.image_size, args.frames
+            )
         summary = {k: v for k, v in record.items() if k != "curve"}
         print(json.dumps(summary | {"out": str(args.out)}))
         return 0
@@ -377,8 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--pretrain-steps",
         type=int,
         default=0,
-        help="videomae / vjepa2, tiny: train this many steps to name the motion of rendered "
-        "shapes before saving (the demo's shipped teachers; jepa_pipe.demo.pretrain)",
+        help="tiny: train this many steps before saving (the demo's shipped teachers; "
+        "jepa_pipe.demo.pretrain): videomae / vjepa2 to name the motion of rendered shapes, "
+        "vit to say which colours and kinds of shape a rendered still holds",
     )
     p.set_defaults(func=_tiny_teacher)
 

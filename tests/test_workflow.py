@@ -48,12 +48,13 @@ def test_dry_run_resolves_the_demo_dag(tmp_path):
     res = snakemake(tmp_path, "-n", "--quiet", "rules")
     assert res.returncode == 0, res.stderr
     out = res.stdout + res.stderr
-    # 6 datasets; 3 random tiny teachers (VideoMAE is shipped); 2 parts each; 14 stores
+    # 6 datasets; 1 random tiny teacher (V-JEPA 2; the VideoMAE and the ViT are shipped, the
+    # BERT is MiniLM's packaged weights); 2 parts each; 14 stores
     # (6 frames + 8 teacher); 4 text
     counts = {
         "demo_data": 6,
         "manifest": 6,
-        "tiny_teacher": 3,
+        "tiny_teacher": 1,
         "cache_init": 6,
         "cache_part": 12,
         "cache_finalize": 14,

@@ -182,3 +182,107 @@ def pretrain_video_teacher(
     }
     (out / "pretrain.json").write_text(json.dumps(record, indent=1) + "\n")
     return record
+
+
+# ----------------------------------------------------------------------- the image teacher
+# The demo's COCO captions name the colour and kind of two shapes and how they lie; a random
+# ViT's patch tokens hardly tell the kinds apart (probe of the largest object's kind at
+# chance), so the demo ships a tiny ViT trained to say which (colour, kind) pairs a rendered
+# still holds, from the mean of its patch tokens.
+LOOKS = [(c, k) for c in render.COLORS for k in render.KINDS]  # label index of each look
+
+
+def still_image(rng: np.random.Generator, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """One rendered still [size, size, 3] uint8 (1-3 shapes, a demo-wide frame centre-cropped
+    as decode does) and its multi-hot looks [len(LOOKS)]: the shapes whose centre is in it."""
+    w = int(rng.choice(WIDTHS))
+    shapes = [render.still_shape(rng, 1, size, w) for _ in range(rng.integers(1, 4))]
+    image = render.render(shapes, 1, size, w, rng)[0]  # [size, w, 3]
+    left = (w - size) // 2
+    looks = np.zeros(len(LOOKS), np.float32)
+    for s in shapes:
+        if left <= s.x[0] < left + size:
+            looks[LOOKS.index((s.color, s.kind))] = 1.0
+    return image[:, left : left + size], looks
+
+
+def pretrain_image_teacher(
+    out: str | Path,
+    steps: int,
+    seed: int = 0,
+    image_size: int = 64,
+    pool: int = 8192,
+    batch_size: int = 64,
+    lr: float = 3e-3,
+) -> dict:
+    """Train a tiny ViT with a linear head on its mean patch token to say which looks a still
+    holds (binary cross-entropy per look), then ``save_pretrained`` the encoder alone."""
+    import transformers
+
+    from jepa_pipe.teachers import TEACHERS, LoadOptions
+    from jepa_pipe.teachers.tiny import teacher_config
+
+    torch.manual_seed(seed)
+    config = teacher_config("vit", "tiny", image_size, 1)
+    cls = TEACHERS["vit"]
+    model = getattr(transformers, cls.model_class)(config, **cls.model_kwargs)
+    teacher = cls(config, LoadOptions())  # its normalise and forward_tokens, as the cache runs
+    teacher.model = model
+    head = torch.nn.Linear(config.hidden_size, len(LOOKS))
+    params = [*model.parameters(), *head.parameters()]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
+    warmup = max(1, steps // 20)
+
+    t0 = time.perf_counter()
+    rng = np.random.default_rng([seed, zlib.crc32(b"demo.pretrain.image")])
+    images = np.empty((pool, image_size, image_size, 3), np.uint8)
+    looks = np.empty((pool, len(LOOKS)), np.float32)
+    for i in range(pool):
+        images[i], looks[i] = still_image(rng, image_size)
+    render_s = time.perf_counter() - t0
+    curve, window = [], []
+    model.train()
+    for step in range(steps):
+        t = (step - warmup) / max(1, steps - warmup)
+        scale = (step + 1) / warmup if step < warmup else 0.1 + 0.45 * (1 + math.cos(math.pi * t))
+        for group in opt.param_groups:
+            group["lr"] = lr * scale
+        rows = np.sort(rng.choice(pool, batch_size, replace=False))
+        batch = images[rows]
+        for axis in (1, 2):  # flips keep the looks
+            pick = rng.random(batch_size) < 0.5
+            batch[pick] = np.flip(batch[pick], axis=axis)
+        tokens = teacher.forward_tokens(teacher.normalise(batch[:, None]))  # [B, L, D]
+        logits = head(tokens.mean(1))  # [B, len(LOOKS)]
+        target = torch.from_numpy(looks[rows])
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        exact = ((logits > 0).float() == target).all(1).float().mean().item()
+        window.append((loss.item(), exact))
+        if (step + 1) % 100 == 0 or step + 1 == steps:
+            loss_mean, acc = np.mean(window, axis=0)
+            curve.append({"step": step + 1, "loss": round(float(loss_mean), 4),
+                          "exact_match": round(float(acc), 3)})  # fmt: skip
+            log.info("step %d loss %.4f exact match %.3f", step + 1, loss_mean, acc)
+            window = []
+    out = Path(out)
+    model.save_pretrained(out)
+    record = {
+        "task": f"say which of {len(LOOKS)} looks (colour x kind) a rendered still holds",
+        "kind": "vit",
+        "steps": steps,
+        "seed": seed,
+        "pool": pool,
+        "batch_size": batch_size,
+        "lr": lr,
+        "image_size": image_size,
+        "render_s": round(render_s, 1),
+        "train_s": round(time.perf_counter() - t0 - render_s, 1),
+        "torch": torch.__version__,
+        "curve": curve,
+    }
+    (out / "pretrain.json").write_text(json.dumps(record, indent=1) + "\n")
+    return record
