@@ -126,60 +126,72 @@ def pretrain_video_teacher(
     teacher.model = model
 
     head = torch.nn.Linear(config.hidden_size, N_CLASSES)
-    params = [*model.parameters(), *head.parameters()]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
-    warmup = max(1, steps // 20)
-
-    def lr_at(step: int) -> float:  # linear warmup, cosine to 10 %
-        if step < warmup:
-            return lr * (step + 1) / warmup
-        t = (step - warmup) / max(1, steps - warmup)
-        return lr * (0.1 + 0.45 * (1 + math.cos(math.pi * t)))
-
     t0 = time.perf_counter()
     clips, labels = motion_pool(seed, pool, frames, 2, image_size)
     render_s = time.perf_counter() - t0
     rng = np.random.default_rng([seed, 1])
+
+    def batch() -> tuple[torch.Tensor, torch.Tensor]:
+        rows = np.sort(rng.choice(pool, batch_size, replace=False))
+        clips_, labels_ = augment(rng, clips[rows], labels[rows])
+        return teacher.normalise(clips_), torch.from_numpy(labels_)
+
+    def accuracy(logits: torch.Tensor, target: torch.Tensor) -> float:
+        return (logits.argmax(1) == target).float().mean().item()
+
+    curve = _fit(teacher, head, batch, torch.nn.functional.cross_entropy, accuracy, steps, lr)
+    task = (
+        f"name the motion of rendered shapes ({N_CLASSES} classes: {len(MOTIONS)} motions x "
+        f"{len(SPEEDS)} speeds, and still)"
+    )
+    settings = {"kind": kind, "steps": steps, "seed": seed, "pool": pool, "batch_size": batch_size,
+                "lr": lr, "frames": frames, "image_size": image_size}  # fmt: skip
+    return _save(model, out, task, settings, render_s, time.perf_counter() - t0 - render_s, curve)
+
+
+def _fit(teacher, head, batch, loss_fn, metric_fn, steps: int, lr: float) -> list[dict]:
+    """The pretraining loop both demo teachers share: AdamW, linear warmup then cosine to 10 %
+    of ``lr``, gradient clipping; ``batch()`` draws (normalised input, target), ``head`` reads
+    the mean token. Returns the curve: loss and ``metric_fn`` every 100 steps."""
+    model = teacher.model
+    params = [*model.parameters(), *head.parameters()]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
+    warmup = max(1, steps // 20)
     curve, window = [], []
     model.train()
     for step in range(steps):
+        if step < warmup:
+            step_lr = lr * (step + 1) / warmup
+        else:
+            t = (step - warmup) / max(1, steps - warmup)
+            step_lr = lr * (0.1 + 0.45 * (1 + math.cos(math.pi * t)))
         for group in opt.param_groups:
-            group["lr"] = lr_at(step)
-        rows = np.sort(rng.choice(pool, batch_size, replace=False))
-        batch, batch_labels = augment(rng, clips[rows], labels[rows])
-        tokens = teacher.forward_tokens(teacher.normalise(batch))  # [B, L, D]
-        logits = head(tokens.mean(1))  # [B, N_CLASSES]
-        target = torch.from_numpy(batch_labels)
-        loss = torch.nn.functional.cross_entropy(logits, target)
+            group["lr"] = step_lr
+        inputs, target = batch()
+        logits = head(teacher.forward_tokens(inputs).mean(1))  # [B, classes]
+        loss = loss_fn(logits, target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        window.append((loss.item(), (logits.argmax(1) == target).float().mean().item()))
+        window.append((loss.item(), metric_fn(logits, target)))
         if (step + 1) % 100 == 0 or step + 1 == steps:
-            loss_mean, acc = np.mean(window, axis=0)
+            loss_mean, metric = np.mean(window, axis=0)
+            name = metric_fn.__name__
             curve.append({"step": step + 1, "loss": round(float(loss_mean), 4),
-                          "accuracy": round(float(acc), 3)})  # fmt: skip
-            log.info("step %d loss %.4f accuracy %.3f", step + 1, loss_mean, acc)
+                          name: round(float(metric), 3)})  # fmt: skip
+            log.info("step %d loss %.4f %s %.3f", step + 1, loss_mean, name, metric)
             window = []
+    return curve
+
+
+def _save(model, out, task: str, settings: dict, render_s: float, train_s: float, curve) -> dict:
+    """``save_pretrained`` the encoder (the head is dropped: the cache reads tokens) and
+    ``pretrain.json`` beside it with the task, settings, timings and curve."""
     out = Path(out)
     model.save_pretrained(out)
-    record = {
-        "task": f"name the motion of rendered shapes ({N_CLASSES} classes: "
-        f"{len(MOTIONS)} motions x {len(SPEEDS)} speeds, and still)",
-        "kind": kind,
-        "steps": steps,
-        "seed": seed,
-        "pool": pool,
-        "batch_size": batch_size,
-        "lr": lr,
-        "frames": frames,
-        "image_size": image_size,
-        "render_s": round(render_s, 1),
-        "train_s": round(time.perf_counter() - t0 - render_s, 1),
-        "torch": torch.__version__,
-        "curve": curve,
-    }
+    record = {"task": task, **settings, "render_s": round(render_s, 1),
+              "train_s": round(train_s, 1), "torch": torch.__version__, "curve": curve}  # fmt: skip
     (out / "pretrain.json").write_text(json.dumps(record, indent=1) + "\n")
     return record
 
@@ -229,10 +241,6 @@ def pretrain_image_teacher(
     teacher = cls(config, LoadOptions())  # its normalise and forward_tokens, as the cache runs
     teacher.model = model
     head = torch.nn.Linear(config.hidden_size, len(LOOKS))
-    params = [*model.parameters(), *head.parameters()]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
-    warmup = max(1, steps // 20)
-
     t0 = time.perf_counter()
     rng = np.random.default_rng([seed, zlib.crc32(b"demo.pretrain.image")])
     images = np.empty((pool, image_size, image_size, 3), np.uint8)
@@ -240,49 +248,21 @@ def pretrain_image_teacher(
     for i in range(pool):
         images[i], looks[i] = still_image(rng, image_size)
     render_s = time.perf_counter() - t0
-    curve, window = [], []
-    model.train()
-    for step in range(steps):
-        t = (step - warmup) / max(1, steps - warmup)
-        scale = (step + 1) / warmup if step < warmup else 0.1 + 0.45 * (1 + math.cos(math.pi * t))
-        for group in opt.param_groups:
-            group["lr"] = lr * scale
+
+    def batch() -> tuple[torch.Tensor, torch.Tensor]:
         rows = np.sort(rng.choice(pool, batch_size, replace=False))
-        batch = images[rows]
+        stills = images[rows]
         for axis in (1, 2):  # flips keep the looks
             pick = rng.random(batch_size) < 0.5
-            batch[pick] = np.flip(batch[pick], axis=axis)
-        tokens = teacher.forward_tokens(teacher.normalise(batch[:, None]))  # [B, L, D]
-        logits = head(tokens.mean(1))  # [B, len(LOOKS)]
-        target = torch.from_numpy(looks[rows])
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        exact = ((logits > 0).float() == target).all(1).float().mean().item()
-        window.append((loss.item(), exact))
-        if (step + 1) % 100 == 0 or step + 1 == steps:
-            loss_mean, acc = np.mean(window, axis=0)
-            curve.append({"step": step + 1, "loss": round(float(loss_mean), 4),
-                          "exact_match": round(float(acc), 3)})  # fmt: skip
-            log.info("step %d loss %.4f exact match %.3f", step + 1, loss_mean, acc)
-            window = []
-    out = Path(out)
-    model.save_pretrained(out)
-    record = {
-        "task": f"say which of {len(LOOKS)} looks (colour x kind) a rendered still holds",
-        "kind": "vit",
-        "steps": steps,
-        "seed": seed,
-        "pool": pool,
-        "batch_size": batch_size,
-        "lr": lr,
-        "image_size": image_size,
-        "render_s": round(render_s, 1),
-        "train_s": round(time.perf_counter() - t0 - render_s, 1),
-        "torch": torch.__version__,
-        "curve": curve,
-    }
-    (out / "pretrain.json").write_text(json.dumps(record, indent=1) + "\n")
-    return record
+            stills[pick] = np.flip(stills[pick], axis=axis)
+        return teacher.normalise(stills[:, None]), torch.from_numpy(looks[rows])
+
+    def exact_match(logits: torch.Tensor, target: torch.Tensor) -> float:
+        return ((logits > 0).float() == target).all(1).float().mean().item()
+
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    curve = _fit(teacher, head, batch, bce, exact_match, steps, lr)
+    task = f"say which of {len(LOOKS)} looks (colour x kind) a rendered still holds"
+    settings = {"kind": "vit", "steps": steps, "seed": seed, "pool": pool,
+                "batch_size": batch_size, "lr": lr, "image_size": image_size}  # fmt: skip
+    return _save(model, out, task, settings, render_s, time.perf_counter() - t0 - render_s, curve)
