@@ -313,3 +313,14 @@ def test_context_loss_adds_the_visible_tokens_loss_at_its_weight(tmp_path):
     assert pq.read_table(run / "metrics.parquet").column("context_loss").null_count == 6
     state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     assert not any(k.startswith("context_head") for k in state["model"])
+
+
+def test_a_run_from_before_a_new_setting_resumes_as_its_default():
+    """A checkpoint's experiment predates context_loss_weight: it trained with the default
+    (0), so it is the same training as now; a run that sets another weight is not."""
+    from jepa_pipe.train.recipe import same_training
+
+    now = {"loss": "cosine", "context_loss_weight": 0.0, "device": "cpu"}
+    old = {"loss": "cosine"}
+    assert same_training(old, now) == []
+    assert same_training(old, {**now, "context_loss_weight": 1.0}) == ["context_loss_weight"]

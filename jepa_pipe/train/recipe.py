@@ -95,8 +95,8 @@ def same_training(a: dict, b: dict) -> list[str]:
     change the trajectory (how often checkpoints are written, the device)."""
     ignore = {"checkpoint_every", "device"}
     keys = sorted((set(a) | set(b)) - ignore)
-    return [
-        k
-        for k in keys
-        if json.dumps(a.get(k), sort_keys=True) != json.dumps(b.get(k), sort_keys=True)
-    ]
+
+    def value(d: dict, k: str) -> str:  # a key a run predates counts as its default
+        return json.dumps(d.get(k, COMMON_DEFAULTS.get(k)), sort_keys=True)
+
+    return [k for k in keys if value(a, k) != value(b, k)]
