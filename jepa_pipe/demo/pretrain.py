@@ -109,23 +109,11 @@ def pretrain_video_teacher(
     """Train a tiny `kind` (videomae or vjepa2) with a linear head on its mean token to name
     each clip's motion (cross-entropy over N_CLASSES), then ``save_pretrained`` the encoder
     alone (the head is dropped: the cache reads tokens)."""
-    import transformers
-
-    from jepa_pipe.teachers import TEACHERS, LoadOptions
-    from jepa_pipe.teachers.tiny import teacher_config
-
     if kind not in ("videomae", "vjepa2"):
         raise ValueError(f"motion pretraining is for video teachers; got kind {kind!r}")
-    torch.manual_seed(seed)
-    config = teacher_config(kind, "tiny", image_size, frames)
-    cls = TEACHERS[kind]
-    model = getattr(transformers, cls.model_class)(config, **cls.model_kwargs)
-    # the teacher's own normalisation and forward, as the cache will run them; built without
-    # a model (which it would freeze), then handed the trainable one
-    teacher = cls(config, LoadOptions())
-    teacher.model = model
-
-    head = torch.nn.Linear(config.hidden_size, N_CLASSES)
+    teacher = _trainable_teacher(kind, seed, image_size, frames)
+    model = teacher.model
+    head = torch.nn.Linear(teacher.config.hidden_size, N_CLASSES)
     t0 = time.perf_counter()
     clips, labels = motion_pool(seed, pool, frames, 2, image_size)
     render_s = time.perf_counter() - t0
@@ -147,6 +135,24 @@ def pretrain_video_teacher(
     settings = {"kind": kind, "steps": steps, "seed": seed, "pool": pool, "batch_size": batch_size,
                 "lr": lr, "frames": frames, "image_size": image_size}  # fmt: skip
     return _save(model, out, task, settings, render_s, time.perf_counter() - t0 - render_s, curve)
+
+
+def _trainable_teacher(kind: str, seed: int, image_size: int, frames: int):
+    """A tiny random `kind` of the real class (seeded), inside the teacher wrapper whose own
+    normalisation and forward the cache will run: the wrapper is built without a model
+    (which it would freeze), then handed the trainable one."""
+    import transformers
+
+    from jepa_pipe.teachers import TEACHERS, LoadOptions
+    from jepa_pipe.teachers.tiny import teacher_config
+
+    torch.manual_seed(seed)
+    config = teacher_config(kind, "tiny", image_size, frames)
+    cls = TEACHERS[kind]
+    model = getattr(transformers, cls.model_class)(config, **cls.model_kwargs)
+    teacher = cls(config, LoadOptions())
+    teacher.model = model
+    return teacher
 
 
 def _fit(teacher, head, batch, loss_fn, metric_fn, steps: int, lr: float) -> list[dict]:
@@ -229,18 +235,9 @@ def pretrain_image_teacher(
 ) -> dict:
     """Train a tiny ViT with a linear head on its mean patch token to say which looks a still
     holds (binary cross-entropy per look), then ``save_pretrained`` the encoder alone."""
-    import transformers
-
-    from jepa_pipe.teachers import TEACHERS, LoadOptions
-    from jepa_pipe.teachers.tiny import teacher_config
-
-    torch.manual_seed(seed)
-    config = teacher_config("vit", "tiny", image_size, 1)
-    cls = TEACHERS["vit"]
-    model = getattr(transformers, cls.model_class)(config, **cls.model_kwargs)
-    teacher = cls(config, LoadOptions())  # its normalise and forward_tokens, as the cache runs
-    teacher.model = model
-    head = torch.nn.Linear(config.hidden_size, len(LOOKS))
+    teacher = _trainable_teacher("vit", seed, image_size, 1)
+    model = teacher.model
+    head = torch.nn.Linear(teacher.config.hidden_size, len(LOOKS))
     t0 = time.perf_counter()
     rng = np.random.default_rng([seed, zlib.crc32(b"demo.pretrain.image")])
     images = np.empty((pool, image_size, image_size, 3), np.uint8)
