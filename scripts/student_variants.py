@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import yaml
 
 from jepa_pipe.cache.store import store_path
+from jepa_pipe.datasets.manifest import manifest_path, read_manifest
 from jepa_pipe.eval.benchmarks import headline, run_benchmark
 from jepa_pipe.eval.features import extract, load_students, student_pooled
 from jepa_pipe.eval.probe import linear_probe
@@ -33,7 +33,7 @@ from jepa_pipe.train.recipe import merge_settings
 def probe(cfg: dict, models: dict, teacher: dict, dataset: str, test_split: str) -> dict:
     frames = store_path(cfg["paths"]["cache"], dataset, "frames")
     pooled, valid, _ = student_pooled(models, frames, teacher["mean"], teacher["std"])
-    table = pq.read_table(Path(cfg["paths"]["manifests"]) / f"{dataset}.parquet").to_pydict()
+    table = read_manifest(manifest_path(cfg["paths"]["manifests"], dataset)).to_pydict()
     split, labels = np.asarray(table["split"]), np.asarray(table["label_id"])
     rows = np.asarray(table["row"])
     train = rows[(split == "train") & valid[rows]]
