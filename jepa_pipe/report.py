@@ -77,8 +77,13 @@ def loss_curves(runs: dict[str, Path]) -> str | None:
 
 
 def _grouped_bars(
-    ax, groups: list[str], values: dict[str, list[float]], labels: dict[str, str] = LABELS
+    ax,
+    groups: list[str],
+    values: dict[str, list[float]],
+    labels: dict[str, str] = LABELS,
+    errors: dict[str, list[float]] | None = None,
 ) -> None:
+    """One bar per source in each group; ``errors`` (same shape) draws +-1 sd whiskers."""
     x = np.arange(len(groups))
     width = 0.8 / len(values)
     for i, (source, vals) in enumerate(values.items()):
@@ -88,6 +93,8 @@ def _grouped_bars(
             width,
             label=labels[source],
             color=COLORS[source],
+            yerr=None if errors is None else errors[source],
+            error_kw={"lw": 0.8, "capsize": 2},
         )
         ax.bar_label(bars, fmt="%.0f", fontsize=7)
     ax.set_xticks(x, groups, fontsize=8)
@@ -113,12 +120,15 @@ def retrieval_bars(results: dict[tuple[str, str], dict]) -> str | None:
     keys = sorted(results)
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.6), sharey=True)
     for ax, k in zip(axes, ("R1", "R5", "R10"), strict=True):
+        rows = {s: [results[key]["sources"][s] for key in keys] for s in SOURCES}
         _grouped_bars(
             ax,
             [f"{e}\n{b}" for e, b in keys],
-            {s: [results[key]["sources"][s]["t2v"][k] for key in keys] for s in SOURCES},
+            {s: [r["t2v"][k] for r in rs] for s, rs in rows.items()},
+            # the spread over the head's seeds (results from before repeats have none)
+            errors={s: [r.get("t2v_sd", {}).get(k, 0.0) for r in rs] for s, rs in rows.items()},
         )
-        ax.set(title=f"text-to-video R@{k[1:]}", ylim=(0, 105))
+        ax.set(title=f"text-to-video R@{k[1:]} (mean ± sd over head seeds)", ylim=(0, 105))
         ax.tick_params(axis="x", labelsize=6)
     axes[0].set_ylabel("%")
     axes[0].legend(fontsize=7)

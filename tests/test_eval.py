@@ -68,6 +68,29 @@ def test_retrieval_with_several_captions_per_video():
         evaluate_head(head, video, text[:3], text_video[:3])
 
 
+def test_retrieval_reports_the_mean_over_head_seeds():
+    """`repeats` heads, seeds seed..seed+repeats-1: each run is the single-seed protocol, and
+    every reported metric is their mean (sd beside it), so one head's luck is not the result."""
+    rng = np.random.default_rng(4)
+    video = rng.normal(size=(60, 12)).astype(np.float32)
+    text = video + 0.8 * rng.normal(size=(60, 12)).astype(np.float32)  # noisy: seeds differ
+    train, test = (video[:40], text[:40], np.arange(40)), (video[40:], text[40:], np.arange(20))
+    cfg = HeadConfig(steps=40, dim=16, seed=7, repeats=3)
+    r = retrieval(train, test, cfg)
+    assert [run["seed"] for run in r["runs"]] == [7, 8, 9]
+    for run in r["runs"]:
+        alone = retrieval(train, test, HeadConfig(steps=40, dim=16, seed=run["seed"], repeats=1))
+        assert run["t2v"] == alone["t2v"] and run["v2t"] == alone["v2t"]
+        assert alone["runs"] == [run]  # repeats=1: one run, the mean is that run
+    for d in ("t2v", "v2t"):
+        for k in ("R1", "R5", "R10", "MdR", "MnR"):
+            values = [run[d][k] for run in r["runs"]]
+            assert r[d][k] == pytest.approx(np.mean(values))
+            assert r[f"{d}_sd"][k] == pytest.approx(np.std(values))
+    assert len({run["t2v"]["MnR"] for run in r["runs"]}) > 1  # the seeds did differ here
+    assert r["loss_last"] == pytest.approx(np.mean([run["loss_last"] for run in r["runs"]]))
+
+
 def test_head_training_is_seeded():
     rng = np.random.default_rng(3)
     v, t = rng.normal(size=(20, 8)), rng.normal(size=(20, 8))

@@ -104,7 +104,8 @@ def evaluate(cfg: dict, exp: dict, predictor_path: Path, settings: dict, full: b
             r = retrieval(
                 (ftr, data.text_pooled[tr_t], tr_v), (fte, data.text_pooled[te_t], te_v), head
             )
-            out = {"t2i": r["t2v"], "i2t": r["v2t"], "head_loss_last": r["loss_last"]}
+            out = {"t2i": r["t2v"], "i2t": r["v2t"], "t2i_sd": r["t2v_sd"], "i2t_sd": r["v2t_sd"]}
+            out["head_loss_last"] = r["loss_last"]
         if labelled:
             n_cls = int(data.labels.max()) + 1
             out |= linear_probe(
