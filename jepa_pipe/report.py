@@ -118,20 +118,25 @@ def retrieval_bars(results: dict[tuple[str, str], dict]) -> str | None:
     if not results:
         return None
     keys = sorted(results)
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.6), sharey=True)
+    groups = [f"{e}\n{b}" for e, b in keys]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4.2))
     for ax, k in zip(axes, ("R1", "R5", "R10"), strict=True):
         rows = {s: [results[key]["sources"][s] for key in keys] for s in SOURCES}
-        _grouped_bars(
-            ax,
-            [f"{e}\n{b}" for e, b in keys],
-            {s: [r["t2v"][k] for r in rs] for s, rs in rows.items()},
-            # the spread over the head's seeds (results from before repeats have none)
-            errors={s: [r.get("t2v_sd", {}).get(k, 0.0) for r in rs] for s, rs in rows.items()},
-        )
-        ax.set(title=f"text-to-video R@{k[1:]} (mean ± sd over head seeds)", ylim=(0, 105))
-        ax.tick_params(axis="x", labelsize=6)
+        values = {s: [r["t2v"][k] for r in rs] for s, rs in rows.items()}
+        # the spread over the head's seeds (results from before repeats have none)
+        errors = {s: [r.get("t2v_sd", {}).get(k, 0.0) for r in rs] for s, rs in rows.items()}
+        _grouped_bars(ax, groups, values, errors=errors)
+        # chance differs per benchmark (its test split's size): a dash over each group
+        at_k = int(k[1:])
+        chance = [min(100.0, at_k * results[key]["chance"]["R1"]) for key in keys]
+        ax.plot(range(len(keys)), chance, "k_", ms=28, mew=1.2, label="chance")
+        top = max(v + e for s in values for v, e in zip(values[s], errors[s], strict=True))
+        ax.set(title=f"text-to-video R@{at_k}", ylim=(0, min(105.0, 1.25 * max(top, *chance))))
+        ax.tick_params(axis="x", labelsize=6, labelrotation=30)
     axes[0].set_ylabel("%")
     axes[0].legend(fontsize=7)
+    fig.suptitle("whiskers: ± sd over the alignment head's seeds", fontsize=8, y=0.99)
+    fig.tight_layout()
     return _png(fig)
 
 
