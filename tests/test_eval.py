@@ -89,6 +89,8 @@ def test_retrieval_reports_the_mean_over_head_seeds():
             assert r[f"{d}_sd"][k] == pytest.approx(np.std(values))
     assert len({run["t2v"]["MnR"] for run in r["runs"]}) > 1  # the seeds did differ here
     assert r["loss_last"] == pytest.approx(np.mean([run["loss_last"] for run in r["runs"]]))
+    with pytest.raises(ValueError, match="repeats must be at least 1, got 0"):
+        retrieval(train, test, HeadConfig(steps=1, repeats=0))
 
 
 def test_head_training_is_seeded():
