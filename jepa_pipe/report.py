@@ -120,8 +120,8 @@ def retrieval_bars(results: dict[tuple[str, str], dict]) -> str | None:
     keys = sorted(results)
     groups = [f"{e}\n{b}" for e, b in keys]
     fig, axes = plt.subplots(1, 3, figsize=(12, 4.2))
+    rows = {s: [results[key]["sources"][s] for key in keys] for s in SOURCES}
     for ax, k in zip(axes, ("R1", "R5", "R10"), strict=True):
-        rows = {s: [results[key]["sources"][s] for key in keys] for s in SOURCES}
         values = {s: [r["t2v"][k] for r in rs] for s, rs in rows.items()}
         # the spread over the head's seeds (results from before repeats have none)
         errors = {s: [r.get("t2v_sd", {}).get(k, 0.0) for r in rs] for s, rs in rows.items()}

@@ -20,6 +20,12 @@ import numpy as np
 QueryToItem = Sequence[int | Sequence[int]] | None
 
 
+def over_runs(runs: Sequence[dict[str, float]], reduce) -> dict:
+    """Each metric reduced over repeated runs (heads, draws) with the same keys:
+    ``reduce(values [R]) -> value``, e.g. ``over_runs(runs, np.mean)``."""
+    return {k: reduce(np.array([r[k] for r in runs], dtype=np.float64)) for k in runs[0]}
+
+
 def _correct_mask(sim: np.ndarray, query_to_item: QueryToItem) -> np.ndarray:
     """bool [Q, I]: True where an item is a correct answer to the query."""
     q, n = sim.shape

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from jepa_pipe.eval.metrics import Moment, moment_metrics, temporal_iou
+from jepa_pipe.eval.metrics import Moment, moment_metrics, over_runs, temporal_iou
 
 DEFAULT_LENGTHS_S = (2.0, 4.0, 8.0, 16.0)
 
@@ -96,6 +96,6 @@ def random_window_baseline(
         )
         for d in range(draws)
     ]
-    mean = {k: float(np.mean([m[k] for m in per_draw])) for k in per_draw[0]}
-    spread = {k: np.percentile([m[k] for m in per_draw], [5, 95]).tolist() for k in per_draw[0]}
+    mean = over_runs(per_draw, lambda v: float(v.mean()))
+    spread = over_runs(per_draw, lambda v: np.percentile(v, [5, 95]).tolist())
     return mean, spread

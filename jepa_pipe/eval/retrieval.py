@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from jepa_pipe.eval.metrics import retrieval_metrics
+from jepa_pipe.eval.metrics import over_runs, retrieval_metrics
 from jepa_pipe.losses import info_nce
 
 
@@ -126,15 +126,6 @@ def evaluate_head(
     }
 
 
-def _mean_sd(runs: list[dict]) -> tuple[dict[str, float], dict[str, float]]:
-    """Per-key mean and (population) standard deviation of metric dicts with the same keys."""
-    values = {k: np.array([r[k] for r in runs], dtype=np.float64) for k in runs[0]}
-    return (
-        {k: float(v.mean()) for k, v in values.items()},
-        {k: float(v.std()) for k, v in values.items()},
-    )
-
-
 def retrieval(
     train: tuple[np.ndarray, np.ndarray, np.ndarray],
     test: tuple[np.ndarray, np.ndarray, np.ndarray],
@@ -147,13 +138,11 @@ def retrieval(
     runs = []
     for seed in range(cfg.seed, cfg.seed + cfg.repeats):
         head, losses = train_head(*train, replace(cfg, seed=seed))
-        runs.append(
-            {"seed": seed, **evaluate_head(head, *test), "loss_first": losses[0],
-             "loss_last": losses[-1]}
-        )  # fmt: skip
+        scores = evaluate_head(head, *test)
+        runs.append({"seed": seed, **scores, "loss_first": losses[0], "loss_last": losses[-1]})
     out: dict = {"head": asdict(cfg)}
     for d in ("t2v", "v2t"):
-        out[d], out[f"{d}_sd"] = _mean_sd([r[d] for r in runs])
-    for k in ("loss_first", "loss_last"):
-        out[k] = float(np.mean([r[k] for r in runs]))
-    return out | {"runs": runs}
+        out[d] = over_runs([r[d] for r in runs], lambda v: float(v.mean()))
+        out[f"{d}_sd"] = over_runs([r[d] for r in runs], lambda v: float(v.std()))
+    losses = [{k: r[k] for k in ("loss_first", "loss_last")} for r in runs]
+    return out | over_runs(losses, lambda v: float(v.mean())) | {"runs": runs}
